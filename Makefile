@@ -1,0 +1,27 @@
+# The two commands a newcomer runs (see README.md):
+#   make demo   installs into .venv and reproduces the VAE paper's quick profile
+#   make test   installs into .venv and runs the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+demo: install
+	$(BIN)/autoencoders reproduce vae-mnist --profile quick
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

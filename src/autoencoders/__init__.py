@@ -1,0 +1,28 @@
+"""autoencoders: correct, fast, reproducible implementations of classic autoencoders.
+
+Example:
+    >>> import autoencoders as ae
+    >>> cfg = ae.load_experiment("vae-mnist", profile="quick")   # doctest: +SKIP
+    >>> run = ae.train(cfg)                                      # doctest: +SKIP
+    >>> ae.evaluate(run)["test/log_px"]                          # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .config import ExperimentConfig, list_experiments, load_experiment  # noqa: E402
+from .errors import UserError  # noqa: E402
+from .pipeline import evaluate, plot, reproduce  # noqa: E402
+from .registry import MODELS, register_model  # noqa: E402
+from .runs import Run  # noqa: E402
+from .train import train  # noqa: E402
+
+
+def load_run(path) -> Run:
+    """Open a run folder: ``ae.load_run("runs/vae-mnist/2026...").load_model()``."""
+    return Run.load(path)
+
+
+__all__ = [
+    "ExperimentConfig", "MODELS", "Run", "UserError", "evaluate", "list_experiments",
+    "load_experiment", "load_run", "plot", "register_model", "reproduce", "train",
+]

@@ -1,0 +1,217 @@
+"""Command line: a thin layer over the library.
+
+    autoencoders list [experiments|models|datasets]
+    autoencoders train EXPERIMENT [--profile quick|full] [--set key=value ...]
+    autoencoders train --resume RUN
+    autoencoders evaluate RUN [--set eval.iw_samples=1000]
+    autoencoders reproduce EXPERIMENT [--profile quick|full] [--set key=value ...]
+    autoencoders plot RUN
+    autoencoders report RUN
+    autoencoders data list | fetch NAME
+
+Bad input (an unknown key, a missing file, a damaged checkpoint) prints one paragraph
+and exits with status 2; there is no traceback for a user error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from .errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autoencoders",
+        description="Reproduce classic autoencoder papers: DAE, k-sparse AE, VAE, "
+                    "stick-breaking VAE, beta-VAE.",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def common(sp, experiment: bool = True):
+        if experiment:
+            sp.add_argument("--profile", default="quick", choices=["quick", "full"],
+                            help="quick: CPU minutes; full: the paper's budget")
+        sp.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5")
+        sp.add_argument("--data-dir", default=None,
+                        help="folder with the data files (else $AUTOENCODERS_DATA, else the "
+                             "user cache)")
+        sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    sp = sub.add_parser("list", help="list experiments, models and datasets")
+    sp.add_argument("what", nargs="?", default="all",
+                    choices=["all", "experiments", "models", "datasets"])
+
+    sp = sub.add_parser("train", help="train an experiment's model into a new run folder")
+    sp.add_argument("experiment", nargs="?", help="experiment name or .toml path")
+    sp.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
+    sp.add_argument("--runs-dir", default="runs")
+    common(sp)
+
+    sp = sub.add_parser("reproduce",
+                        help="train, evaluate, plot and report an experiment in one go")
+    sp.add_argument("experiment")
+    sp.add_argument("--runs-dir", default="runs")
+    common(sp)
+
+    sp = sub.add_parser("evaluate", help="test-set numbers of a run -> eval.json")
+    sp.add_argument("run")
+    common(sp, experiment=False)
+
+    for name, text in (("plot", "draw a run's figures"), ("report", "write a run's report.md")):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("run")
+
+    sp = sub.add_parser("data", help="list or download datasets")
+    dsub = sp.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
+    dl = dsub.add_parser("list", help="datasets, their files, and whether they are present")
+    dl.add_argument("--data-dir", default=None)
+    df = dsub.add_parser("fetch", help="download and verify a dataset")
+    df.add_argument("name")
+    df.add_argument("--data-dir", default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``autoencoders`` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    command = "autoencoders " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        return _dispatch(args, command)
+    except UserError as e:
+        print(f"autoencoders: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("autoencoders: interrupted.", file=sys.stderr)
+        return 130
+
+
+def _overrides(args) -> list[str]:
+    out = list(args.overrides)
+    if getattr(args, "data_dir", None):
+        out.append(f"data.data_dir={_toml_str(args.data_dir)}")
+    return out
+
+
+def _toml_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _dispatch(args, command: str) -> int:
+    from .config import load_experiment
+
+    progress = not getattr(args, "no_progress", False)
+    if args.cmd == "list":
+        return _list(args.what)
+    if args.cmd == "data":
+        return _data(args)
+    if args.cmd == "train":
+        from .runs import Run
+        from .train import train
+
+        if args.resume:
+            run = Run.load(args.resume)
+            if args.overrides:
+                raise UserError("--set cannot change a run being resumed: its config is fixed "
+                                f"in {run.path / 'config.json'}. Start a new run instead.")
+            train(run.config, run, resume=True, progress=progress)
+        else:
+            if not args.experiment:
+                raise UserError("train needs an EXPERIMENT (see `autoencoders list "
+                                "experiments`) or --resume RUN.")
+            cfg = load_experiment(args.experiment, args.profile, _overrides(args))
+            run = train(cfg, runs_dir=args.runs_dir, progress=progress)
+        print(f"run folder: {run.path}")
+        return 0
+    if args.cmd == "reproduce":
+        from .pipeline import reproduce
+
+        cfg = load_experiment(args.experiment, args.profile, _overrides(args))
+        run = reproduce(cfg, runs_dir=args.runs_dir, progress=progress, command=command)
+        print(f"report: {run.path / 'report.md'}")
+        return 0
+    if args.cmd == "evaluate":
+        import json
+
+        from .pipeline import evaluate
+        from .runs import Run
+
+        run = Run.load(args.run)
+        if args.overrides or args.data_dir:
+            run.config = _apply_eval_overrides(run, _overrides(args))
+        print(json.dumps(evaluate(run, progress=progress), indent=2))
+        return 0
+    if args.cmd == "plot":
+        from .pipeline import plot
+        from .runs import Run
+
+        for p in plot(Run.load(args.run)):
+            print(p)
+        return 0
+    if args.cmd == "report":
+        from .report import write_report
+        from .runs import Run
+
+        print(write_report(Run.load(args.run), command=""))
+        return 0
+    raise AssertionError(args.cmd)  # argparse only lets known commands through
+
+
+def _apply_eval_overrides(run, overrides: list[str]):
+    from .config import _parse_overrides, _set_dotted, from_dict
+
+    raw = run.config.to_dict()
+    for key, value in _parse_overrides(overrides).items():
+        if not key.startswith(("eval.", "data.data_dir", "data.download")):
+            raise UserError(f"evaluate can only override eval.* and data.data_dir keys, got "
+                            f"{key!r}; the model's config is fixed by the run.")
+        _set_dotted(raw, key, value)
+    return from_dict(raw)
+
+
+def _list(what: str) -> int:
+    from .config import experiment_path, list_experiments, read_toml
+    from .data import DATASETS
+    from .registry import MODELS
+
+    if what in ("all", "experiments"):
+        print("experiments:")
+        for name in list_experiments():
+            desc = read_toml(experiment_path(name)).get("experiment", {}).get("description", "")
+            first = desc.strip().splitlines()[0][:70] if desc.strip() else ""
+            print(f"  {name:24s} {first}")
+    if what in ("all", "models"):
+        print("models:")
+        for name, cls in sorted(MODELS.items()):
+            doc = (cls.__doc__ or "").strip().splitlines()[0]
+            print(f"  {name:24s} {doc}")
+    if what in ("all", "datasets"):
+        print("datasets:")
+        for name in sorted(DATASETS):
+            print(f"  {name}")
+    return 0
+
+
+def _data(args) -> int:
+    from . import data
+
+    if args.data_cmd == "list":
+        print("searched, in order: " + ", ".join(str(d) for d in data.data_dirs(args.data_dir)))
+        print(f"{'dataset':15s} {'file':32s} {'size':>10s}  present")
+        for row in data.status(args.data_dir):
+            size = f"{row['size_bytes'] / 1e6:.1f} MB" if row.get("size_bytes") else "?"
+            where = str(row["path"]) if row["present"] else "missing"
+            print(f"{row['dataset']:15s} {row['file']:32s} {size:>10s}  {where}")
+        return 0
+    paths = data.fetch(args.name, args.data_dir)
+    for p in paths:
+        print(f"ok  {p}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,410 @@
+"""Experiment configs: typed dataclasses, TOML loading, ``--set`` overrides, validation.
+
+An experiment is a TOML file in ``autoencoders/experiments/`` with the sections
+``[experiment]``, ``[model]``, ``[data]``, ``[train]``, ``[eval]``, ``[reference]`` (the
+paper's numbers), ``[profiles.quick]`` / ``[profiles.full]`` (overrides of the other
+sections) and optionally ``[sweep]`` (one run per value of one key).
+
+Every key is checked here, in one place: an unknown key is an error that lists the valid
+keys and the closest match; a value of the wrong type or out of range says what it got and
+what it accepts. Model configs are the ``Config`` dataclasses at the top of each model file.
+
+Example:
+    >>> from autoencoders.config import load_experiment
+    >>> cfg = load_experiment("vae-mnist", profile="quick", overrides=["train.epochs=2"])
+    >>> cfg.train.epochs
+    2
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+PROFILES = ("quick", "full")
+
+
+@dataclass
+class DataConfig:
+    """Which data, how it is split and binarised."""
+
+    name: str = "mnist"  # a key of autoencoders.data.DATASETS
+    data_dir: str | None = None  # None: $AUTOENCODERS_DATA, then the user cache dir
+    valid_size: int = 10000  # carved from the official train split with split_seed
+    test_size: int = 0  # only for datasets without an official test split (Frey Face)
+    split_seed: int = 0  # seed of the train/valid permutation
+    # "dynamic": train resampled every batch, valid/test binarised once with a fixed seed
+    binarize: Literal["none", "static", "dynamic"] = "none"
+    download: bool = True  # try the official URL when a file is absent
+
+    def validate(self) -> None:
+        from .data import DATASETS
+
+        _check_choice("data.name", self.name, sorted(DATASETS))
+        _check(self.valid_size >= 0, "data.valid_size", self.valid_size, "an integer >= 0")
+        _check(self.test_size >= 0, "data.test_size", self.test_size, "an integer >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop (one for every model)."""
+
+    epochs: int = 10
+    batch_size: int = 100  # Kingma & Welling: M = 100
+    optimizer: Literal["adagrad", "adam", "sgd"] = "adagrad"  # the VAE paper used Adagrad
+    lr: float = 0.02  # Kingma & Welling chose from {0.01, 0.02, 0.1}
+    # decoupled from the loss: weight_decay * theta is added to the gradient. For the VAE
+    # this is the N(0, I) prior on the parameters, 1/N per example (paper, section 5).
+    weight_decay: float = 0.0
+    seed: int = 0  # seeds torch, numpy, python and the data order
+    checkpoint_every: int = 0  # also checkpoint every N steps (0: only at epoch ends)
+    early_stopping: int = 0  # patience in epochs on valid/loss (0: off)
+    log_every: int = 20  # progress-bar refresh, in steps
+    threads: int = 0  # torch intra-op threads (0: leave PyTorch's default)
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, "train.epochs", self.epochs, "an integer >= 1")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+        _check(self.lr > 0, "train.lr", self.lr, "a number > 0")
+        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
+        _check(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every,
+               "an integer >= 0")
+        _check(self.early_stopping >= 0, "train.early_stopping", self.early_stopping,
+               "an integer >= 0")
+        _check(self.log_every >= 1, "train.log_every", self.log_every, "an integer >= 1")
+        _check(self.threads >= 0, "train.threads", self.threads, "an integer >= 0")
+
+
+@dataclass
+class EvalConfig:
+    """What ``autoencoders evaluate`` computes and which figures ``plot`` draws."""
+
+    iw_samples: int = 5000  # K importance samples for log p(x); 0 skips it
+    iw_batch: int = 50000  # rows (samples x examples) per decoder pass
+    test_subset: int = 0  # evaluate log p(x) on the first N test examples (0: all)
+    checkpoint: Literal["best", "last"] = "best"  # "best" exists only with early stopping
+    figures: list[str] = field(
+        default_factory=lambda: ["curves", "reconstructions", "samples", "manifold"]
+    )
+
+    def validate(self) -> None:
+        _check(self.iw_samples >= 0, "eval.iw_samples", self.iw_samples,
+               "an integer >= 0 (0 skips the log-likelihood)")
+        _check(self.iw_batch >= 1, "eval.iw_batch", self.iw_batch, "an integer >= 1")
+        _check(self.test_subset >= 0, "eval.test_subset", self.test_subset, "an integer >= 0")
+        from .plots import FIGURES
+
+        for name in self.figures:
+            _check_choice("eval.figures", name, sorted(FIGURES))
+
+
+@dataclass
+class SweepConfig:
+    """One run per value of one key; ``reproduce`` overlays their curves."""
+
+    key: str = ""
+    values: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class ExperimentConfig:
+    """A fully resolved experiment: what a run folder's ``config.json`` holds."""
+
+    name: str
+    description: str
+    paper: str
+    model: Any  # the model's Config dataclass (models/<name>.py)
+    data: DataConfig
+    train: TrainConfig
+    eval: EvalConfig
+    reference: dict[str, Any] = field(default_factory=dict)  # the paper's numbers
+    sweep: SweepConfig | None = None
+    profile: str = "quick"
+
+    @property
+    def model_name(self) -> str:
+        return type(self.model).model_name
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict that :func:`from_dict` turns back into an equal config."""
+        out = {
+            "experiment": {"name": self.name, "description": self.description,
+                           "paper": self.paper, "profile": self.profile},
+            "model": {"name": self.model_name, **dataclasses.asdict(self.model)},
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+            "eval": dataclasses.asdict(self.eval),
+            "reference": copy.deepcopy(self.reference),
+        }
+        if self.sweep is not None:
+            out["sweep"] = dataclasses.asdict(self.sweep)
+        return out
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def experiments_dir() -> Path:
+    return Path(str(resources.files("autoencoders") / "experiments"))
+
+
+def list_experiments() -> list[str]:
+    """Names of the experiments shipped with the package, sorted."""
+    return sorted(p.stem.replace("_", "-") for p in experiments_dir().glob("*.toml"))
+
+
+def experiment_path(name_or_path: str | Path) -> Path:
+    """Resolve an experiment name (``vae-mnist``) or a path to a TOML file."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml":
+        if not p.is_file():
+            raise ConfigError(f"Experiment file {str(p)!r} does not exist.")
+        return p
+    name = str(name_or_path)
+    candidate = experiments_dir() / f"{name.replace('-', '_')}.toml"
+    if candidate.is_file():
+        return candidate
+    valid = list_experiments()
+    raise ConfigError(
+        f"Unknown experiment {name!r}.{_closest(name, valid)} Valid experiments: "
+        f"{', '.join(valid)}. A path to your own .toml file works too."
+    )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"Config file {str(path)!r} is not valid TOML: {e}.") from None
+
+
+def load_experiment(
+    name_or_path: str | Path,
+    profile: str = "quick",
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> ExperimentConfig:
+    """Load an experiment, apply a profile and ``key=value`` overrides, validate it.
+
+    Args:
+        name_or_path: an experiment name from :func:`list_experiments` or a ``.toml`` path.
+        profile: ``"quick"`` (CPU minutes) or ``"full"`` (the paper's budget).
+        overrides: ``["train.epochs=5", ...]`` or ``{"train.epochs": 5}``.
+
+    Raises:
+        ConfigError: unknown experiment, profile or key; wrong type; value out of range.
+    """
+    raw = read_toml(experiment_path(name_or_path))
+    _check_choice("--profile", profile, list(PROFILES))
+    profiles = raw.pop("profiles", {})
+    unknown = set(profiles) - set(PROFILES)
+    if unknown:
+        raise ConfigError(
+            f"Unknown profile(s) {sorted(unknown)} in {name_or_path}; valid: {list(PROFILES)}."
+        )
+    _deep_update(raw, profiles.get(profile, {}), where=f"[profiles.{profile}]")
+    raw.setdefault("experiment", {})["profile"] = profile
+    for key, value in _parse_overrides(overrides).items():
+        _set_dotted(raw, key, value)
+    return from_dict(raw)
+
+
+def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from nested dicts (TOML/JSON)."""
+    from .registry import MODELS
+
+    raw = copy.deepcopy(raw)
+    sections = ["experiment", "model", "data", "train", "eval", "reference", "sweep"]
+    for key in raw:
+        if key not in sections:
+            raise ConfigError(_unknown_key_message(key, sections, "section"))
+    exp = raw.get("experiment", {})
+    meta = {"name": str, "description": str, "paper": str, "profile": str}
+    for key in exp:
+        if key not in meta:
+            raise ConfigError(_unknown_key_message(f"experiment.{key}",
+                                                   [f"experiment.{k}" for k in meta]))
+    model_raw = dict(raw.get("model", {}))
+    model_name = model_raw.pop("name", None)
+    if model_name is None:
+        raise ConfigError(f"[model] needs a name; valid models: {', '.join(sorted(MODELS))}.")
+    _check_choice("model.name", model_name, sorted(MODELS))
+    model_cls = MODELS[model_name]
+    sweep = None
+    if "sweep" in raw:
+        sweep = build_dataclass(SweepConfig, raw["sweep"], "sweep")
+        # every sweep value must be a valid override of its key
+        for v in sweep.values:
+            trial = copy.deepcopy(raw)
+            trial.pop("sweep")
+            _set_dotted(trial, sweep.key, v)
+            from_dict(trial)
+    cfg = ExperimentConfig(
+        name=exp.get("name", "unnamed"),
+        description=exp.get("description", ""),
+        paper=exp.get("paper", ""),
+        profile=exp.get("profile", "quick"),
+        model=build_dataclass(model_cls.Config, model_raw, "model"),
+        data=build_dataclass(DataConfig, raw.get("data", {}), "data"),
+        train=build_dataclass(TrainConfig, raw.get("train", {}), "train"),
+        eval=build_dataclass(EvalConfig, raw.get("eval", {}), "eval"),
+        reference=dict(raw.get("reference", {})),
+        sweep=sweep,
+    )
+    return cfg
+
+
+def build_dataclass(cls: type, values: dict[str, Any], section: str) -> Any:
+    """Check every key and type of ``values`` against dataclass ``cls`` and build it."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{section}] must be a table of key = value, got {values!r}.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(_unknown_key_message(
+                f"{section}.{key}", [f"{section}.{k}" for k in sorted(fields)]))
+        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    if overrides is None:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    out = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(
+                f"Override {item!r} is not of the form key=value "
+                "(for example --set train.epochs=5)."
+            )
+        key, text = item.split("=", 1)
+        out[key.strip()] = parse_value(text.strip())
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override's value as a TOML literal (``5``, ``0.1``, ``true``, ``[1, 2]``);
+    anything else is a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    if len(parts) < 2:
+        raise ConfigError(
+            f"Override key {key!r} must name a section and a key, like train.epochs or "
+            "model.latent_dim."
+        )
+    node = raw
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"Override key {key!r}: {p!r} is not a table.")
+    node[parts[-1]] = value
+
+
+def _deep_update(base: dict, upd: dict, where: str) -> None:
+    for k, v in upd.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v, where)
+        elif isinstance(v, dict) and k not in base:
+            base[k] = copy.deepcopy(v)
+        else:
+            base[k] = v
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if typ is Any:
+        return value
+    if origin is Literal:
+        _check_choice(key, value, list(args))
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}.")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {value!r} ({type(value).__name__}).")
+        return [_coerce(v, args[0], key) if args else v for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a table, got {value!r}.")
+        return dict(value)
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}.")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(
+                f"{key} must be an integer, got {value!r} ({type(value).__name__})."
+            )
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, got {value!r} ({type(value).__name__}).")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r} ({type(value).__name__}).")
+        return value
+    return value
+
+
+def _closest(name: str, valid: list[str]) -> str:
+    match = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.5)
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def _unknown_key_message(key: str, valid: list[str], what: str = "config key") -> str:
+    return (f"Unknown {what} {key!r}.{_closest(key, valid)} Valid keys: {', '.join(valid)}.")
+
+
+def _check_choice(key: str, value: Any, valid: list[Any]) -> None:
+    if value not in valid:
+        raise ConfigError(
+            f"{key} = {value!r} is not a valid choice.{_closest(str(value), valid)} "
+            f"Valid choices: {', '.join(map(str, valid))}."
+        )
+
+
+def _check(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is out of range: expected {expected}.")

@@ -1,0 +1,279 @@
+"""Datasets as ``(N, C, H, W)`` float32 tensors in [0, 1], with deterministic splits.
+
+Usage::
+
+    train = get("mnist", "train", valid_size=10000, binarize="dynamic")
+    valid = get("mnist", "valid", valid_size=10000, binarize="dynamic")
+
+Each dataset class in :data:`DATASETS` declares ``name``, ``image_shape`` (C, H, W),
+``num_classes`` (``None`` without labels), ``official_splits``, ``source`` (files, URLs,
+MD5s; see :mod:`autoencoders.data.download`) and ``read(paths)``, which parses the files
+into ``{official split: (images (N, H, W) uint8, labels (N,) uint8 or None)}``.
+
+Splits:
+    * ``test``: the official test split when there is one (MNIST, Fashion-MNIST; then
+      ``test_size`` must be 0); otherwise (Frey) ``test_size`` images of the official
+      train split, chosen by a permutation with the fixed seed :data:`TEST_SPLIT_SEED`,
+      so the test set never depends on ``seed`` or ``valid_size``.
+    * ``valid``: ``valid_size`` images of what remains of the official train split,
+      chosen by ``torch.randperm`` with ``torch.Generator().manual_seed(seed)``.
+    * ``train``: the rest. Rows of every split keep the files' order.
+
+Binarisation (``binarize``):
+    * ``"none"``: grey levels.
+    * ``"static"``: every official split is binarised once, ``x ~ Bernoulli(grey)``, with
+      the seed ``STATIC_BINARIZE_SEED + offset`` (train 0, test 1), independent of
+      ``seed``; carving happens afterwards, so an image always gets the same pixels.
+    * ``"dynamic"``: train stays grey (the trainer resamples it, and ``ImageData.binarize``
+      says ``"dynamic"``); valid and test are statically binarised as above (their
+      ``ImageData.binarize`` says ``"static"``) so that evaluation is deterministic.
+
+Parsed files and static binarisations are cached in memory (keyed by path, size and
+mtime), never on disk.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from autoencoders.data.download import data_dirs, ensure, find
+from autoencoders.data.frey import FreyFace, read_frey
+from autoencoders.data.mnist import MNIST, FashionMNIST, read_idx
+from autoencoders.errors import ConfigError
+
+__all__ = [
+    "DATASETS",
+    "ImageData",
+    "data_dirs",
+    "fetch",
+    "get",
+    "read_frey",
+    "read_idx",
+    "status",
+]
+
+DATASETS: dict[str, type] = {"mnist": MNIST, "fashion-mnist": FashionMNIST, "frey": FreyFace}
+SPLITS = ("train", "valid", "test")
+BINARIZE = ("none", "static", "dynamic")
+STATIC_BINARIZE_SEED = 12345
+_SEED_OFFSET = {"train": 0, "test": 1}  # official split -> offset of its binarisation seed
+TEST_SPLIT_SEED = 2014  # carves test out of train for datasets without an official test split
+
+_CacheKey = tuple[tuple[str, int, int], ...]
+
+
+@dataclass
+class ImageData:
+    """One split of a dataset.
+
+    Attributes:
+        name: Dataset name, e.g. ``"mnist"``.
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        x: Images ``(N, C, H, W)`` float32 in [0, 1] (MNIST ``(N, 1, 28, 28)``, Frey
+            ``(N, 1, 28, 20)``); in {0, 1} when binarised.
+        y: Labels ``(N,)`` int64, or ``None`` when the dataset has none (Frey).
+        binarize: ``"none"`` (grey), ``"static"`` (``x`` is binary) or ``"dynamic"``
+            (``x`` is grey; the trainer draws binary images from it every epoch).
+    """
+
+    name: str
+    split: str
+    x: torch.Tensor
+    y: torch.Tensor | None
+    binarize: str
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+def get(
+    name: str,
+    split: str = "train",
+    *,
+    data_dir: str | Path | None = None,
+    valid_size: int = 10000,
+    test_size: int = 0,
+    seed: int = 0,
+    binarize: str = "none",
+    download: bool = True,
+) -> ImageData:
+    """Load one split of a dataset (see the module docstring for splits and binarisation).
+
+    Args:
+        name: A key of :data:`DATASETS`.
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        data_dir: Folder searched first, and where downloads go (see :func:`data_dirs`).
+        valid_size: Images moved from the official train split to ``valid``; may be 0.
+        test_size: Images moved from the official train split to ``test``; must be 0
+            when the dataset has an official test split.
+        seed: Seed of the train/valid permutation.
+        binarize: ``"none"``, ``"static"`` or ``"dynamic"``.
+        download: Whether absent files may be downloaded.
+
+    Returns:
+        The split, ``x`` of shape ``(N, C, H, W)``.
+
+    Raises:
+        ConfigError: An argument is invalid (the message lists the valid choices).
+        DataMissingError: A file is absent and could not be downloaded.
+        DataCorruptError: A file does not match its checksum or cannot be parsed.
+    """
+    cls = _dataset(name)
+    _check_choice("split", split, SPLITS)
+    _check_choice("binarize", binarize, BINARIZE)
+    for arg, value in (("valid_size", valid_size), ("test_size", test_size), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{arg} must be a non-negative integer, got {value!r}.")
+    key = _cache_key(ensure(cls.source, data_dir, download, _other_md5s(cls)))
+    official = _official(cls, key)
+    source_split, rows = _rows(cls, official, split, valid_size, test_size, seed)
+
+    images, labels = official[source_split]
+    applied = "static" if binarize == "dynamic" and split != "train" else binarize
+    if applied == "static":
+        x = _binarised(cls, key, source_split)[rows].to(torch.float32)
+    else:
+        x = torch.from_numpy(images[rows]).to(torch.float32).div_(255.0)
+    x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
+    y = None if labels is None else torch.from_numpy(labels[rows].astype(np.int64))
+    return ImageData(name=name, split=split, x=x, y=y, binarize=applied)
+
+
+def status(data_dir: str | Path | None = None) -> list[dict]:
+    """Where each file of each dataset is, without reading it (``fetch`` verifies).
+
+    Args:
+        data_dir: Folder searched first (see :func:`data_dirs`).
+
+    Returns:
+        One row per (dataset, file): ``dataset``, ``file``, ``size_bytes`` (official size),
+        ``present`` (a file of that name exists in a searched folder), ``path`` (the first
+        one found, or ``None``).
+    """
+    rows = []
+    for dataset, cls in DATASETS.items():
+        for spec in cls.source.files:
+            path = find(cls.source, spec, data_dir)
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "file": spec.name,
+                    "size_bytes": spec.size,
+                    "present": path is not None,
+                    "path": path,
+                }
+            )
+    return rows
+
+
+def fetch(name: str, data_dir: str | Path | None = None) -> list[Path]:
+    """Download the absent files of a dataset and verify all of them.
+
+    Args:
+        name: A key of :data:`DATASETS`.
+        data_dir: Folder searched first, and where downloads go.
+
+    Returns:
+        The verified paths, one per file of the dataset.
+
+    Raises:
+        ConfigError: Unknown dataset name.
+        DataMissingError: A file is absent and the download failed.
+        DataCorruptError: A file (present or downloaded) does not match its checksum.
+    """
+    cls = _dataset(name)
+    return list(ensure(cls.source, data_dir, True, _other_md5s(cls)).values())
+
+
+def _dataset(name: str) -> type:
+    """The registry class for ``name``, or a ConfigError naming the valid names."""
+    if name in DATASETS:
+        return DATASETS[name]
+    close = difflib.get_close_matches(str(name).lower(), DATASETS, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"Unknown dataset {name!r}.{hint} Valid names: {', '.join(DATASETS)}.")
+
+
+def _check_choice(arg: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{arg} must be one of {', '.join(choices)}; got {value!r}.")
+
+
+def _other_md5s(cls: type) -> frozenset[str]:
+    """MD5s of every other dataset's files, so a same-named file of theirs is not 'corrupt'."""
+    own = {spec.name for spec in cls.source.files}
+    md5s = set()
+    for other in DATASETS.values():
+        if other is not cls:
+            for spec in other.source.files:
+                if spec.name in own:
+                    md5s |= {spec.md5, spec.raw_md5} - {None}
+    return frozenset(md5s)
+
+
+def _rows(
+    cls: type,
+    official: dict,
+    split: str,
+    valid_size: int,
+    test_size: int,
+    seed: int,
+) -> tuple[str, np.ndarray]:
+    """Which official split and which of its rows (sorted) make up ``split``."""
+    n = len(official["train"][0])
+    has_test = "test" in official
+    if has_test and test_size:
+        raise ConfigError(
+            f"test_size must be 0 for {cls.name}, which has an official test split; "
+            f"got test_size={test_size}."
+        )
+    if has_test and split == "test":
+        return "test", np.arange(len(official["test"][0]))
+    if test_size >= n:
+        raise ConfigError(
+            f"test_size={test_size} leaves no training images: {cls.name} has {n} images, "
+            f"so test_size must be at most {n - 1}."
+        )
+    if valid_size + test_size >= n:
+        carved = f", {test_size} of which go to test" if test_size else ""
+        raise ConfigError(
+            f"valid_size={valid_size} leaves no training images: {cls.name} has {n} official "
+            f"training images{carved}, so valid_size must be at most {n - 1 - test_size}."
+        )
+    fixed = torch.randperm(n, generator=torch.Generator().manual_seed(TEST_SPLIT_SEED))
+    test, pool = fixed[:test_size], fixed[test_size:].sort().values
+    if split == "test":
+        return "train", test.sort().values.numpy()
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+    chosen = pool[order[:valid_size]] if split == "valid" else pool[order[valid_size:]]
+    return "train", chosen.sort().values.numpy()
+
+
+def _cache_key(paths: dict[str, Path]) -> _CacheKey:
+    """(path, size, mtime) per file: changes whenever a file is replaced."""
+    key = []
+    for path in paths.values():
+        stat = path.stat()
+        key.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+    return tuple(key)
+
+
+@lru_cache(maxsize=4)
+def _official(cls: type, key: _CacheKey) -> dict:
+    """Parsed official splits of ``cls`` from the files in ``key`` (see ``cls.read``)."""
+    names = [spec.name for spec in cls.source.files]
+    return cls.read({name: Path(entry[0]) for name, entry in zip(names, key, strict=True)})
+
+
+@lru_cache(maxsize=4)
+def _binarised(cls: type, key: _CacheKey, split: str) -> torch.Tensor:
+    """Official ``split`` binarised with its fixed seed: ``(N, H, W)`` bool."""
+    grey = torch.from_numpy(_official(cls, key)[split][0].astype(np.float32)).div_(255.0)
+    generator = torch.Generator().manual_seed(STATIC_BINARIZE_SEED + _SEED_OFFSET[split])
+    return torch.bernoulli(grey, generator=generator).bool()

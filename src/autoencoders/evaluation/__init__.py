@@ -1,0 +1,1 @@
+"""Evaluation: likelihoods, feature probes, disentanglement metrics."""

@@ -1,0 +1,179 @@
+"""Run folder -> ``report.md``: figures inline, our numbers beside the paper's, the command,
+wall time, hardware and library versions.
+
+Reference numbers come from the experiment's ``[reference]`` table; each entry is either a
+number or ``{value = ..., source = "..."}``, keyed like ``eval.json`` (``test/elbo``,
+``test/log_px``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .runs import Run, atomic_write_text
+
+LABELS = {
+    "test/elbo": "test lower bound (ELBO), nats",
+    "test/log_px": "test log p(x), importance-weighted, nats",
+    "test/loss": "test loss, nats",
+    "test/rec": "test reconstruction term, nats",
+    "test/kl": "test KL term, nats",
+}
+
+
+def hardware() -> str:
+    """One line: CPU model, cores, torch threads, memory."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{mem}"
+
+
+def versions() -> str:
+    import numpy
+    import torch
+
+    from . import __version__
+
+    commit = git_commit()
+    return (f"autoencoders {__version__}{f' (git {commit})' if commit else ''}, "
+            f"Python {sys.version.split()[0]}, torch {torch.__version__}, numpy {numpy.__version__}")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).parent)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _ref(entry: Any) -> tuple[Any, str]:
+    if isinstance(entry, dict):
+        return entry.get("value"), str(entry.get("source", ""))
+    return entry, ""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return "—" if v is None else str(v)
+
+
+def numbers_table(run: Run) -> list[str]:
+    ev = run.eval_results()
+    ref = run.config.reference
+    keys = [k for k in LABELS if k in ev or k in ref] + [
+        k for k in ref if k not in LABELS]
+    lines = ["| quantity | ours | paper | paper's source |", "|---|---|---|---|"]
+    for k in keys:
+        value, source = _ref(ref.get(k))
+        ours = _fmt(ev.get(k))
+        if k == "test/log_px" and k in ev:
+            ours += f" ± {ev.get('test/log_px_sem', 0):.2f} (K={ev['iw_samples']}, " \
+                    f"{ev['iw_examples']} examples)"
+        lines.append(f"| {LABELS.get(k, k)} | {ours} | {_fmt(value)} | {source} |")
+    return lines
+
+
+def training_summary(run: Run) -> list[str]:
+    rows = run.metrics()
+    if not rows:
+        return ["(no training metrics)"]
+    last = rows[-1]
+    rate = last["samples"] / last["time"] if last.get("time") else float("nan")
+    tc = run.config.train
+    out = [
+        f"- {last['epoch']} epochs, {last['samples']:,} training samples, "
+        f"{last['time']:.0f} s of training ({rate:,.0f} samples/s); optimiser {tc.optimizer} "
+        f"lr {tc.lr}, batch {tc.batch_size}, weight decay {tc.weight_decay}, seed {tc.seed}.",
+    ]
+    finals = ", ".join(f"{k} {v:.2f}" for k, v in last.items()
+                       if k.startswith(("train/", "valid/")))
+    out.append(f"- last epoch: {finals}.")
+    return out
+
+
+def write_report(run: Run, command: str = "", wall_seconds: float | None = None) -> Path:
+    """Write ``<run>/report.md`` and return its path."""
+    cfg = run.config
+    ev = run.eval_results()
+    lines = [f"# {cfg.name}", "", f"**Paper:** {cfg.paper}  ", f"**Profile:** `{cfg.profile}`", ""]
+    if cfg.description:
+        lines += [cfg.description, ""]
+    lines += ["## Numbers", "", *numbers_table(run), ""]
+    if ev.get("eval_seconds") is not None:
+        lines.append(f"Evaluation took {ev['eval_seconds']:.0f} s on {ev.get('n_test')} test "
+                     "examples.")
+        lines.append("")
+    lines += ["## Training", "", *training_summary(run), ""]
+    figs = sorted((run.path / "figures").glob("*.png"))
+    if figs:
+        lines += ["## Figures", ""]
+        for f in figs:
+            from .plots import FIGURES
+
+            lines += [f"**{f.stem}**: {FIGURES.get(f.stem, '')}", "",
+                      f"![{f.stem}](figures/{f.name})", ""]
+    lines += _provenance(command, wall_seconds, run)
+    path = run.path / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: str = "",
+                       wall_seconds: float | None = None) -> Path:
+    """One report for a sweep: a row per value, the overlaid curves, links to each run."""
+    cfg = parent.config
+    lines = [f"# {cfg.name}", "", f"**Paper:** {cfg.paper}  ", f"**Profile:** `{cfg.profile}`",
+             ""]
+    if cfg.description:
+        lines += [cfg.description, ""]
+    lines += ["## Numbers", "",
+              "| run | test ELBO | test log p(x) | K | paper (test ELBO) | train s |",
+              "|---|---|---|---|---|---|"]
+    for label, child in children:
+        ev, rows = child.eval_results(), child.metrics()
+        ref, _ = _ref(cfg.reference.get(label))
+        t = rows[-1]["time"] if rows else None
+        lines.append(f"| [{label}]({label}/report.md) | {_fmt(ev.get('test/elbo'))} | "
+                     f"{_fmt(ev.get('test/log_px'))} | {ev.get('iw_samples', '—')} | "
+                     f"{_fmt(ref)} | {_fmt(t)} |")
+    src = cfg.reference.get("source")
+    if src:
+        lines += ["", f"Paper's numbers: {src}"]
+    lines += ["", "## Figures", "", "![curves](figures/curves.png)", ""]
+    lines += _provenance(command, wall_seconds, parent)
+    path = parent.path / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _provenance(command: str, wall_seconds: float | None, run: Run) -> list[str]:
+    out = ["## Provenance", ""]
+    if command:
+        out.append(f"- command: `{command}`")
+    if wall_seconds is not None:
+        out.append(f"- wall time (train + evaluate + plot): {wall_seconds:.0f} s")
+    out += [f"- hardware: {hardware()}", f"- versions: {versions()}",
+            f"- run folder: `{run.path}`", ""]
+    return out

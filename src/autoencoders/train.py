@@ -1,0 +1,281 @@
+"""The trainer: one loop for every model.
+
+It calls ``model.loss(x)`` and logs the named terms; it never checks the model's type.
+
+- Data: the train split is one tensor on the device; a batch is an index slice of a
+  per-epoch permutation (no DataLoader, no per-sample Python).
+- Randomness: ``train.seed`` seeds torch, numpy and Python; data order and dynamic
+  binarisation draw from their own ``torch.Generator``. Every RNG state is checkpointed, so
+  a resumed run continues with the very same batches and noise: bit-identical weights.
+- Checkpoints: at every epoch end and every ``train.checkpoint_every`` steps, atomically
+  (see ``runs.py``). Ctrl-C finishes the current step, writes a checkpoint and says how
+  to resume.
+- A NaN or infinite loss stops the run before the bad step is applied, naming the epoch,
+  step and terms; the last good checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .config import ExperimentConfig
+from .data import ImageData, get
+from .errors import TrainingDiverged, UserError
+from .evaluation.likelihood import average_loss_terms
+from .registry import build_model
+from .runs import Run
+
+
+def load_split(config: ExperimentConfig, split: str, device: str = "cpu") -> ImageData:
+    """One split of the experiment's dataset, as configured (binarisation, sizes, seed)."""
+    d = config.data
+    data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
+               test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
+               download=d.download)
+    data.x = data.x.to(device)
+    return data
+
+
+def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                   foreach=True)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "data": data_gen.get_state(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
+    }
+
+
+def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    data_gen.set_state(state["data"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32),
+                         state["numpy_pos"], 0, 0.0))
+    keys, version, gauss = state["python"]
+    random.setstate((version, tuple(keys), gauss))
+
+
+@contextmanager
+def _sigint_flag():
+    """Turn Ctrl-C into a flag checked between steps, so a step is never cut in half."""
+    flag = {"hit": False}
+    if signal.getsignal(signal.SIGINT) is None:  # not the main thread's handler to set
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["hit"]:  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        flag["hit"] = True
+
+    try:
+        old = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not in the main thread
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "runs",
+          resume: bool = False, progress: bool = True, log_epochs: bool = True,
+          stop_after_steps: int = 0) -> Run:
+    """Train the experiment's model; write metrics and checkpoints into a run folder.
+
+    Args:
+        config: a resolved experiment (``config.load_experiment``).
+        run: an existing run folder to write into (required with ``resume``).
+        runs_dir: where a new run folder is made when ``run`` is None.
+        resume: continue from ``run``'s last checkpoint, bit-identically.
+        progress: show a progress bar.
+        log_epochs: print one summary line per epoch.
+        stop_after_steps: testing aid: stop (after checkpointing) once this many optimiser
+            steps have run in this call (0: run to the end).
+
+    Returns:
+        The :class:`Run`.
+
+    Example:
+        >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
+        >>> run = train(cfg)                                                 # doctest: +SKIP
+    """
+    tc = config.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = torch.device(tc.device)
+    train_data = load_split(config, "train", tc.device)
+    valid_data = load_split(config, "valid", tc.device) if config.data.valid_size else None
+    x_train = train_data.x
+    n = x_train.shape[0]
+    if n == 0:
+        raise UserError(f"The train split of {config.data.name} is empty.")
+    dynamic = train_data.binarize == "dynamic"
+
+    seed_everything(tc.seed)
+    model = build_model(config.model, tuple(x_train.shape[1:])).to(device)
+    optimizer = make_optimizer(model, tc)
+    data_gen = torch.Generator().manual_seed(tc.seed)
+
+    if run is None:
+        run = Run.create(config, runs_dir)
+    start_epoch, step_in_epoch, global_step, samples = 0, 0, 0, 0
+    elapsed, best, bad_epochs = 0.0, float("inf"), 0
+    perm = None
+    acc = None
+    if resume and run.has_checkpoint():
+        weights, state = run.load_checkpoint()
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"], data_gen)
+        start_epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
+        global_step, samples = state["global_step"], state["samples"]
+        elapsed, best, bad_epochs = state["elapsed"], state["best"], state["bad_epochs"]
+        perm, acc = state["perm"], state["acc"]
+        run.truncate_metrics(start_epoch)
+        if state.get("finished"):
+            return run
+    elif resume:
+        run.truncate_metrics(0)
+
+    def checkpoint(epoch: int, step_in: int, finished: bool = False) -> None:
+        run.save_checkpoint(model, {
+            "optimizer": optimizer.state_dict(), "rng": _rng_state(data_gen),
+            "epoch": epoch, "step_in_epoch": step_in, "global_step": global_step,
+            "samples": samples, "elapsed": elapsed, "best": best, "bad_epochs": bad_epochs,
+            "perm": perm, "acc": acc, "finished": finished,
+        }, global_step)
+
+    n_batches = (n + tc.batch_size - 1) // tc.batch_size
+    steps_this_call = 0
+    model.train()
+    with _sigint_flag() as sigint:
+        for epoch in range(start_epoch, tc.epochs):
+            model.on_epoch_start(epoch, tc.epochs)
+            if step_in_epoch == 0:
+                perm = torch.randperm(n, generator=data_gen).to(device)
+                acc = None
+            bar = tqdm(total=n_batches, initial=step_in_epoch, disable=not progress,
+                       desc=f"epoch {epoch + 1}/{tc.epochs}", unit="batch", leave=False,
+                       dynamic_ncols=True)
+            t0 = time.perf_counter()
+            seen0 = samples
+            for b in range(step_in_epoch, n_batches):
+                xb = x_train[perm[b * tc.batch_size:(b + 1) * tc.batch_size]]
+                if dynamic:
+                    xb = torch.bernoulli(xb, generator=data_gen)
+                out = model.loss(xb)
+                terms = torch.stack([out.total.detach(),
+                                     *[v.detach() for v in out.terms.values()]])
+                if not bool(torch.isfinite(terms).all()):
+                    names = ["loss", *out.terms]
+                    shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, terms.tolist(),
+                                                                     strict=True))
+                    raise TrainingDiverged(
+                        f"Training diverged at epoch {epoch + 1}, step {b + 1} of that epoch "
+                        f"(global step {global_step + 1}): {shown}. The bad step was not "
+                        f"applied; the last good checkpoint in {run.ckpt_dir} is kept. Try a "
+                        f"smaller train.lr (now {tc.lr}) or another train.seed, then start a "
+                        f"new run or resume with `autoencoders train --resume {run.path}`."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                out.total.backward()
+                optimizer.step()
+                w = float(xb.shape[0])
+                batch_sum = terms.double() * w
+                acc = batch_sum if acc is None else acc + batch_sum
+                global_step += 1
+                samples += xb.shape[0]
+                steps_this_call += 1
+                done_in_epoch = b + 1
+                if progress and (done_in_epoch % tc.log_every == 0 or done_in_epoch == n_batches):
+                    rate = (samples - seen0) / max(time.perf_counter() - t0, 1e-9)
+                    names = ["loss", *out.terms]
+                    seen_epoch = min(done_in_epoch * tc.batch_size, n)
+                    post = {k: f"{v / seen_epoch:.2f}"
+                            for k, v in zip(names, acc.tolist(), strict=True)}
+                    post["samples/s"] = f"{rate:,.0f}"
+                    bar.set_postfix(post, refresh=False)
+                bar.update(1)
+                stop_now = sigint["hit"] or (stop_after_steps and
+                                             steps_this_call >= stop_after_steps)
+                if done_in_epoch < n_batches and (
+                        stop_now or (tc.checkpoint_every and
+                                     global_step % tc.checkpoint_every == 0)):
+                    elapsed += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    seen0 = samples
+                    checkpoint(epoch, done_in_epoch)
+                    if stop_now:
+                        bar.close()
+                        return _stopped(run, sigint["hit"])
+            bar.close()
+            elapsed += time.perf_counter() - t0
+            names = ["loss", *out.terms]
+            row: dict[str, Any] = {"epoch": epoch + 1, "step": global_step, "samples": samples,
+                                   "time": round(elapsed, 3)}
+            for k, v in zip(names, (acc / n).tolist(), strict=True):
+                row[f"train/{k}"] = v
+            if valid_data is not None:
+                for k, v in average_loss_terms(model, valid_data.x).items():
+                    row[f"valid/{k}"] = v
+                model.train()
+            metric = row.get("valid/loss", row["train/loss"])
+            if metric < best:
+                best, bad_epochs = metric, 0
+                if tc.early_stopping:
+                    run.save_best(model, {"epoch": epoch + 1, "valid/loss": metric})
+            else:
+                bad_epochs += 1
+            run.append_metrics(row)
+            if log_epochs:
+                shown = "  ".join(f"{k} {v:.3f}" for k, v in row.items()
+                                  if k.startswith(("train/", "valid/")))
+                tqdm.write(f"epoch {epoch + 1}/{tc.epochs}  {shown}  ({elapsed:.0f} s)")
+            step_in_epoch = 0
+            stop_early = bool(tc.early_stopping) and bad_epochs >= tc.early_stopping
+            finished = epoch + 1 == tc.epochs or stop_early
+            checkpoint(epoch + 1, 0, finished=finished)
+            if stop_early:
+                if progress:
+                    tqdm.write(f"early stopping: valid/loss did not improve for "
+                               f"{bad_epochs} epochs (best {best:.3f})")
+                break
+            if sigint["hit"] or (stop_after_steps and steps_this_call >= stop_after_steps):
+                return _stopped(run, sigint["hit"])
+    return run
+
+
+def _stopped(run: Run, interrupted: bool) -> Run:
+    if interrupted:
+        raise UserError(
+            f"Interrupted. A checkpoint was written; continue exactly where this stopped "
+            f"with: autoencoders train --resume {run.path}"
+        )
+    return run
