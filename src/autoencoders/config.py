@@ -21,13 +21,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+
+import tomllib
 
 from .errors import ConfigError
 
@@ -97,24 +98,45 @@ class EvalConfig:
     figures: list[str] = field(
         default_factory=lambda: ["curves", "reconstructions", "samples", "manifold"]
     )
+    metrics: list[str] = field(default_factory=list)  # extra evaluators (EVALUATORS)
 
     def validate(self) -> None:
         _check(self.iw_samples >= 0, "eval.iw_samples", self.iw_samples,
                "an integer >= 0 (0 skips the log-likelihood)")
         _check(self.iw_batch >= 1, "eval.iw_batch", self.iw_batch, "an integer >= 1")
         _check(self.test_subset >= 0, "eval.test_subset", self.test_subset, "an integer >= 0")
+        from .evaluation import EVALUATORS
         from .plots import FIGURES
 
         for name in self.figures:
             _check_choice("eval.figures", name, sorted(FIGURES))
+        for name in self.metrics:
+            _check_choice("eval.metrics", name, sorted(EVALUATORS))
 
 
 @dataclass
 class SweepConfig:
-    """One run per value of one key; ``reproduce`` overlays their curves."""
+    """One run per value of one key; ``reproduce`` overlays their curves and tabulates them.
+
+    ``key`` may name a whole section (``key = "model"``, values are tables) to compare
+    different models in one experiment. ``labels`` name the runs (default ``key=value``).
+    """
 
     key: str = ""
     values: list[Any] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not self.key:
+            raise ConfigError("[sweep] needs a key, e.g. key = \"model.latent_dim\".")
+        if self.labels and len(self.labels) != len(self.values):
+            raise ConfigError(f"[sweep] has {len(self.values)} values but "
+                              f"{len(self.labels)} labels; give one label per value.")
+
+    def label(self, i: int) -> str:
+        if self.labels:
+            return self.labels[i]
+        return f"{self.key.split('.')[-1]}={self.values[i]}"
 
 
 @dataclass
@@ -314,6 +336,9 @@ def parse_value(text: str) -> Any:
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
+    if len(parts) == 1 and isinstance(value, dict) and key in raw:
+        raw[key] = dict(value)
+        return
     if len(parts) < 2:
         raise ConfigError(
             f"Override key {key!r} must name a section and a key, like train.epochs or "

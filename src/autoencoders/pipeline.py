@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import plots
 from .config import ExperimentConfig, _set_dotted, from_dict
+from .evaluation import EVALUATORS
 from .evaluation.likelihood import average_loss_terms, iw_log_likelihood
 from .report import write_report, write_sweep_report
 from .runs import Run, atomic_write_text
@@ -28,7 +29,9 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
 
     For generative models: the test lower bound (ELBO, one posterior sample per example)
     and the importance-weighted log p(x) with ``eval.iw_samples`` samples, in nats per
-    example. Every model: its loss terms on the test split.
+    example. Every model: its loss terms on the test split, then each evaluator named in
+    ``eval.metrics`` (``autoencoders.evaluation.EVALUATORS``), whose dict of numbers is
+    merged into the result.
     """
     cfg = run.config
     t0 = time.perf_counter()
@@ -50,6 +53,10 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
         out["iw_samples"] = cfg.eval.iw_samples
         out["iw_examples"] = int(x.shape[0])
         out["iw_seconds"] = round(time.perf_counter() - t1, 2)
+    for name in cfg.eval.metrics:
+        t1 = time.perf_counter()
+        out.update(plots.resolve(EVALUATORS[name])(run, model))
+        out[f"{name}_seconds"] = round(time.perf_counter() - t1, 2)
     out["eval_seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_text(run.path / "eval.json", json.dumps(out, indent=2))
     return out
@@ -60,19 +67,8 @@ def plot(run: Run) -> list[Path]:
     cfg = run.config
     model = run.load_model(cfg.eval.checkpoint)
     fig_dir = run.path / "figures"
-    written: list[Path | None] = []
-    for name in cfg.eval.figures:
-        if name == "curves":
-            written.append(plots.plot_curves([("", run.metrics())], fig_dir / "curves.png",
-                                             title=f"{cfg.name}: lower bound during training"))
-        elif name == "reconstructions":
-            test = load_split(cfg, "test")
-            written.append(plots.plot_reconstructions(model, test.x, fig_dir /
-                                                      "reconstructions.png"))
-        elif name == "samples":
-            written.append(plots.plot_samples(model, fig_dir / "samples.png"))
-        elif name == "manifold":
-            written.append(plots.plot_manifold(model, fig_dir / "manifold.png"))
+    written = [plots.draw(name, run, model, fig_dir / f"{name}.png")
+               for name in cfg.eval.figures]
     return [p for p in written if p is not None]
 
 
@@ -95,12 +91,15 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
     parent = Run.create(config, runs_dir)
     children: list[tuple[str, Run]] = []
     key = config.sweep.key
-    for value in tqdm(config.sweep.values, desc=f"sweep {key}", disable=not progress):
+    for i, value in enumerate(tqdm(config.sweep.values, desc=f"sweep {key}",
+                                   disable=not progress)):
         raw = config.to_dict()
         raw.pop("sweep")
         _set_dotted(raw, key, value)
+        label = config.sweep.label(i)
+        # [reference."<label>"] holds the paper's numbers for this run of the sweep
+        raw["reference"] = dict(config.reference.get(label, {}))
         child_cfg = from_dict(copy.deepcopy(raw))
-        label = f"{key.split('.')[-1]}={value}"
         child = Run.create(child_cfg, path=parent.path / label)
         if progress:
             tqdm.write(f"--- {label}")

@@ -168,10 +168,52 @@ def _elbo(row: dict, split: str) -> float | None:
     return None
 
 
-#: figure name -> what it shows (``eval.figures`` picks from these)
-FIGURES: dict[str, str] = {
-    "curves": "training curves: lower bound vs samples (log x)",
-    "reconstructions": "test inputs (above) and reconstructions (below)",
-    "samples": "decoder means at samples from the prior",
-    "manifold": "2-D latent manifold through the inverse Gaussian CDF",
+# --------------------------------------------------------------------------- registry
+# Figures a run can draw, named in ``eval.figures``. Each entry is
+# ``name -> (description, "module:function")``; the function has the signature
+# ``fn(run, model, path) -> Path | None`` (None: the figure does not apply, e.g. a manifold
+# of a 20-D latent space). Strings keep imports lazy, so a model's module can hold its own
+# figures without an import cycle.
+
+
+def _fig_curves(run, model, path):
+    return plot_curves([("", run.metrics())], path,
+                       title=f"{run.config.name}: lower bound during training")
+
+
+def _fig_reconstructions(run, model, path):
+    from .train import load_split
+
+    return plot_reconstructions(model, load_split(run.config, "test").x, path)
+
+
+def _fig_samples(run, model, path):
+    return plot_samples(model, path)
+
+
+def _fig_manifold(run, model, path):
+    return plot_manifold(model, path)
+
+
+FIGURES: dict[str, tuple[str, str]] = {
+    "curves": ("training curves: lower bound vs samples (log x)",
+               "autoencoders.plots:_fig_curves"),
+    "reconstructions": ("test inputs (above) and reconstructions (below)",
+                        "autoencoders.plots:_fig_reconstructions"),
+    "samples": ("decoder means at samples from the prior", "autoencoders.plots:_fig_samples"),
+    "manifold": ("2-D latent manifold through the inverse Gaussian CDF",
+                 "autoencoders.plots:_fig_manifold"),
 }
+
+
+def draw(name: str, run, model, path: str | Path) -> Path | None:
+    """Draw the registered figure ``name`` for a run."""
+    return resolve(FIGURES[name][1])(run, model, Path(path))
+
+
+def resolve(target: str):
+    """``"package.module:function"`` -> the function."""
+    import importlib
+
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func)

@@ -55,7 +55,8 @@ def versions() -> str:
 
     commit = git_commit()
     return (f"autoencoders {__version__}{f' (git {commit})' if commit else ''}, "
-            f"Python {sys.version.split()[0]}, torch {torch.__version__}, numpy {numpy.__version__}")
+            f"Python {sys.version.split()[0]}, torch {torch.__version__}, "
+            f"numpy {numpy.__version__}")
 
 
 def git_commit() -> str:
@@ -142,25 +143,34 @@ def write_report(run: Run, command: str = "", wall_seconds: float | None = None)
 
 def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: str = "",
                        wall_seconds: float | None = None) -> Path:
-    """One report for a sweep: a row per value, the overlaid curves, links to each run."""
+    """One report for a sweep: a row per run with our numbers and the paper's beside them,
+    the overlaid curves, and links to each run's own report."""
     cfg = parent.config
     lines = [f"# {cfg.name}", "", f"**Paper:** {cfg.paper}  ", f"**Profile:** `{cfg.profile}`",
              ""]
     if cfg.description:
         lines += [cfg.description, ""]
-    lines += ["## Numbers", "",
-              "| run | test ELBO | test log p(x) | K | paper (test ELBO) | train s |",
-              "|---|---|---|---|---|---|"]
-    for label, child in children:
-        ev, rows = child.eval_results(), child.metrics()
-        ref, _ = _ref(cfg.reference.get(label))
+    evals = [(label, child.eval_results(), child.config.reference) for label, child in children]
+    keys = [k for k in LABELS if any(k in ev or k in ref for _, ev, ref in evals)]
+    keys += sorted({k for _, ev, ref in evals for k in ref if k not in LABELS})
+    keys = [k for k in keys if k not in ("test/loss", "test/rec", "test/kl")] or keys
+    head = " | ".join(f"{LABELS.get(k, k)} (paper)" for k in keys)
+    lines += ["## Numbers", "", f"| run | {head} | train s |",
+              "|---|" + "---|" * (len(keys) + 1)]
+    for (label, child), (_, ev, ref) in zip(children, evals, strict=True):
+        rows = child.metrics()
+        cells = []
+        for k in keys:
+            value, _ = _ref(ref.get(k))
+            cells.append(f"{_fmt(ev.get(k))} ({_fmt(value)})")
         t = rows[-1]["time"] if rows else None
-        lines.append(f"| [{label}]({label}/report.md) | {_fmt(ev.get('test/elbo'))} | "
-                     f"{_fmt(ev.get('test/log_px'))} | {ev.get('iw_samples', '—')} | "
-                     f"{_fmt(ref)} | {_fmt(t)} |")
-    src = cfg.reference.get("source")
-    if src:
-        lines += ["", f"Paper's numbers: {src}"]
+        lines.append(f"| [{label}]({label}/report.md) | {' | '.join(cells)} | {_fmt(t)} |")
+    sources = sorted({_ref(e)[1] for _, _, ref in evals for e in ref.values() if _ref(e)[1]})
+    if sources:
+        lines += ["", "Paper's numbers: " + "; ".join(sources) + "."]
+    if any(ev.get("iw_samples") for _, ev, _ in evals):
+        ks = sorted({ev.get("iw_samples") for _, ev, _ in evals if ev.get("iw_samples")})
+        lines += ["", f"log p(x): importance sampling with K = {', '.join(map(str, ks))}."]
     lines += ["", "## Figures", "", "![curves](figures/curves.png)", ""]
     lines += _provenance(command, wall_seconds, parent)
     path = parent.path / "report.md"

@@ -290,8 +290,9 @@ class Run:
             model.load_state_dict(weights)
         except RuntimeError as e:
             raise CheckpointError(
-                f"The weights in {self.ckpt_dir} do not fit the model in {self.path / 'config.json'}"
-                f" ({str(e).splitlines()[0]}). The checkpoint belongs to another config."
+                f"The weights in {self.ckpt_dir} do not fit the model in "
+                f"{self.path / 'config.json'} ({str(e).splitlines()[0]}). "
+                "The checkpoint belongs to another config."
             ) from None
         model.eval()
         return model

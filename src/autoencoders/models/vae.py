@@ -21,6 +21,7 @@ from typing import ClassVar, Literal
 
 import torch
 
+from ..errors import ConfigError
 from .base import LatentVariableModel, Loss
 from .likelihoods import (
     gaussian_kl,
@@ -29,7 +30,6 @@ from .likelihoods import (
     standard_normal_log_prob,
 )
 from .nets import Unflatten, flat_dim, mlp
-from ..errors import ConfigError
 
 
 @dataclass
