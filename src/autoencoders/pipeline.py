@@ -38,7 +38,7 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
     model = run.load_model(cfg.eval.checkpoint)
     test = load_split(cfg, "test")
     torch.manual_seed(cfg.train.seed + 1)  # evaluation noise: fixed, separate from training
-    terms = average_loss_terms(model, test.x)
+    terms = average_loss_terms(model, test.x, y=test.y)
     out: dict[str, Any] = {f"test/{k}": v for k, v in terms.items()}
     out["n_test"] = int(test.x.shape[0])
     if "rec" in terms and "kl" in terms:

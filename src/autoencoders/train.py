@@ -133,6 +133,7 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
     train_data = load_split(config, "train", tc.device)
     valid_data = load_split(config, "valid", tc.device) if config.data.valid_size else None
     x_train = train_data.x
+    y_train = train_data.y.to(device) if train_data.y is not None else None
     n = x_train.shape[0]
     if n == 0:
         raise UserError(f"The train split of {config.data.name} is empty.")
@@ -140,6 +141,10 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
 
     seed_everything(tc.seed)
     model = build_model(config.model, tuple(x_train.shape[1:])).to(device)
+    uses_labels = getattr(model, "uses_labels", False)
+    if uses_labels and y_train is None:
+        raise UserError(f"Model {config.model_name!r} trains on labels, but "
+                        f"{config.data.name!r} has none.")
     optimizer = make_optimizer(model, tc)
     data_gen = torch.Generator().manual_seed(tc.seed)
 
@@ -187,10 +192,11 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
             t0 = time.perf_counter()
             seen0 = samples
             for b in range(step_in_epoch, n_batches):
-                xb = x_train[perm[b * tc.batch_size:(b + 1) * tc.batch_size]]
+                idx = perm[b * tc.batch_size:(b + 1) * tc.batch_size]
+                xb = x_train[idx]
                 if dynamic:
                     xb = torch.bernoulli(xb, generator=data_gen)
-                out = model.loss(xb)
+                out = model.loss(xb, y_train[idx]) if uses_labels else model.loss(xb)
                 terms = torch.stack([out.total.detach(),
                                      *[v.detach() for v in out.terms.values()]])
                 if not bool(torch.isfinite(terms).all()):
@@ -243,7 +249,7 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
             for k, v in zip(names, (acc / n).tolist(), strict=True):
                 row[f"train/{k}"] = v
             if valid_data is not None:
-                for k, v in average_loss_terms(model, valid_data.x).items():
+                for k, v in average_loss_terms(model, valid_data.x, y=valid_data.y).items():
                     row[f"valid/{k}"] = v
                 model.train()
             metric = row.get("valid/loss", row["train/loss"])

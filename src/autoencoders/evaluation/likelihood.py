@@ -66,8 +66,11 @@ def iw_log_likelihood(
 
 
 @torch.no_grad()
-def average_loss_terms(model, x: torch.Tensor, batch: int = 1000) -> dict[str, float]:
+def average_loss_terms(model, x: torch.Tensor, batch: int = 1000,
+                       y: torch.Tensor | None = None) -> dict[str, float]:
     """``model.loss`` over a whole split in batches: every term averaged per example.
+
+    Models with ``uses_labels = True`` get ``y`` too (``model.loss(x, y)``).
 
     Returns:
         ``{"loss": ..., <term>: ...}`` in nats per example (for VAEs, ``-loss`` is the ELBO).
@@ -78,7 +81,10 @@ def average_loss_terms(model, x: torch.Tensor, batch: int = 1000) -> dict[str, f
     n = x.shape[0]
     for start in range(0, n, batch):
         xb = x[start:start + batch]
-        out = model.loss(xb)
+        if getattr(model, "uses_labels", False):
+            out = model.loss(xb, y[start:start + batch])
+        else:
+            out = model.loss(xb)
         w = xb.shape[0]
         sums["loss"] = sums.get("loss", 0.0) + float(out.total) * w
         for k, v in out.terms.items():
