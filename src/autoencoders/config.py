@@ -43,6 +43,7 @@ class DataConfig:
     data_dir: str | None = None  # None: $AUTOENCODERS_DATA, then the user cache dir
     valid_size: int = 10000  # carved from the official train split with split_seed
     test_size: int = 0  # only for datasets without an official test split (Frey Face)
+    train_size: int = 0  # use only the first N training examples (0: all); for quick runs
     split_seed: int = 0  # seed of the train/valid permutation
     # "dynamic": train resampled every batch, valid/test binarised once with a fixed seed
     binarize: Literal["none", "static", "dynamic"] = "none"
@@ -54,6 +55,7 @@ class DataConfig:
         _check_choice("data.name", self.name, sorted(DATASETS))
         _check(self.valid_size >= 0, "data.valid_size", self.valid_size, "an integer >= 0")
         _check(self.test_size >= 0, "data.test_size", self.test_size, "an integer >= 0")
+        _check(self.train_size >= 0, "data.train_size", self.train_size, "an integer >= 0")
 
 
 @dataclass
@@ -99,10 +101,33 @@ class EvalConfig:
         default_factory=lambda: ["curves", "reconstructions", "samples", "manifold"]
     )
     metrics: list[str] = field(default_factory=list)  # extra evaluators (EVALUATORS)
+    # logreg probe (evaluation/features.py): C grid chosen on valid, L-BFGS iterations,
+    # train examples used (0: the whole train split)
+    logreg_C: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
+    logreg_max_iter: int = 200
+    logreg_train_size: int = 0
+    # k-sparse AE only: alpha values (alpha * k units kept) the logreg probe chooses from on
+    # valid (Makhzani & Frey, section 4.2); empty: model.features as configured
+    feature_alphas: list[float] = field(default_factory=list)
+    # knn probe (evaluation/features.py): k values of the k-nearest-neighbour classifier of
+    # test codes against train codes (Nalisnick & Smyth 2017, Figure 3: 3, 5, 10); empty:
+    # the probe reports nothing. knn_raw_pixels also scores the raw-pixel baseline.
+    knn_k: list[int] = field(default_factory=lambda: [3, 5, 10])
+    knn_raw_pixels: bool = False
 
     def validate(self) -> None:
         _check(self.iw_samples >= 0, "eval.iw_samples", self.iw_samples,
                "an integer >= 0 (0 skips the log-likelihood)")
+        _check(bool(self.logreg_C) and all(c > 0 for c in self.logreg_C), "eval.logreg_C",
+               self.logreg_C, "a non-empty list of numbers > 0")
+        _check(self.logreg_max_iter >= 1, "eval.logreg_max_iter", self.logreg_max_iter,
+               "an integer >= 1")
+        _check(self.logreg_train_size >= 0, "eval.logreg_train_size", self.logreg_train_size,
+               "an integer >= 0 (0: all train examples)")
+        _check(all(a >= 1 for a in self.feature_alphas), "eval.feature_alphas",
+               self.feature_alphas, "numbers >= 1 (alpha * k units are kept)")
+        _check(all(k >= 1 for k in self.knn_k), "eval.knn_k", self.knn_k,
+               "a list of integers >= 1 (e.g. [3, 5, 10])")
         _check(self.iw_batch >= 1, "eval.iw_batch", self.iw_batch, "an integer >= 1")
         _check(self.test_subset >= 0, "eval.test_subset", self.test_subset, "an integer >= 0")
         from .evaluation import EVALUATORS

@@ -40,6 +40,9 @@ def load_split(config: ExperimentConfig, split: str, device: str = "cpu") -> Ima
     data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
                test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
                download=d.download)
+    if split == "train" and d.train_size:
+        data.x = data.x[: d.train_size]
+        data.y = data.y[: d.train_size] if data.y is not None else None
     data.x = data.x.to(device)
     return data
 

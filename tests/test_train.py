@@ -1,0 +1,153 @@
+"""The trainer: determinism, bit-identical resume (also after SIGKILL), NaN guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from autoencoders.config import load_experiment
+from autoencoders.errors import TrainingDiverged
+from autoencoders.runs import Run
+from autoencoders.train import train
+
+TINY = [
+    "model.latent_dim=4", "model.hidden=32", "model.init_std=0.0",
+    "data.train_size=600", "data.valid_size=200", "train.epochs=3", "train.threads=1",
+    "train.lr=0.003",
+]
+
+
+def tiny_config(shared_data, *extra):
+    return load_experiment("vae-mnist", "quick",
+                           [*TINY, f'data.data_dir="{shared_data}"', *extra])
+
+
+def weights(run: Run) -> dict[str, torch.Tensor]:
+    return run.load_checkpoint()[0]
+
+
+def assert_same_weights(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs"
+
+
+def test_same_seed_same_numbers(shared_data, tmp_path):
+    cfg = tiny_config(shared_data)
+    a = train(cfg, runs_dir=tmp_path / "a", progress=False)
+    b = train(cfg, runs_dir=tmp_path / "b", progress=False)
+    assert a.metrics() == [] or len(a.metrics()) == 3
+    strip = [{k: v for k, v in r.items() if k != "time"} for r in a.metrics()]
+    assert strip == [{k: v for k, v in r.items() if k != "time"} for r in b.metrics()]
+    assert_same_weights(weights(a), weights(b))
+    c = train(tiny_config(shared_data, "train.seed=1"), runs_dir=tmp_path / "c", progress=False)
+    assert not torch.equal(weights(a)["encoder.0.weight"], weights(c)["encoder.0.weight"])
+
+
+def test_metrics_have_every_term_and_improve(shared_data, tmp_path):
+    run = train(tiny_config(shared_data), runs_dir=tmp_path, progress=False)
+    rows = run.metrics()
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    for key in ("train/loss", "train/rec", "train/kl", "valid/loss", "valid/rec", "valid/kl",
+                "samples", "time"):
+        assert key in rows[0]
+    assert rows[-1]["valid/loss"] < rows[0]["valid/loss"]
+    assert abs(rows[0]["train/loss"] - rows[0]["train/rec"] - rows[0]["train/kl"]) < 1e-3
+    assert rows[-1]["samples"] == 3 * 600
+
+
+@pytest.mark.parametrize("stop_after", [1, 6, 8, 13])
+def test_resume_is_bit_identical(shared_data, tmp_path, stop_after):
+    cfg = tiny_config(shared_data, "data.binarize=\"dynamic\"")
+    ref = train(cfg, runs_dir=tmp_path / "ref", progress=False)
+    run = train(cfg, runs_dir=tmp_path / "cut", progress=False, stop_after_steps=stop_after)
+    assert json.loads((run.ckpt_dir / "last.json").read_text())["step"] == stop_after
+    train(cfg, run, resume=True, progress=False)
+    assert_same_weights(weights(ref), weights(run))
+    strip = [{k: v for k, v in r.items() if k != "time"} for r in ref.metrics()]
+    assert strip == [{k: v for k, v in r.items() if k != "time"} for r in run.metrics()]
+
+
+def test_resume_after_sigkill_is_bit_identical(shared_data, tmp_path):
+    """A real ``kill -9`` of a training process, at a moment it does not choose."""
+    extra = ["train.epochs=20", "train.checkpoint_every=1"]
+    cfg = tiny_config(shared_data, *extra)
+    ref = train(cfg, runs_dir=tmp_path / "ref", progress=False, log_epochs=False)
+    run_dir = tmp_path / "killed"
+    args = [sys.executable, "-m", "autoencoders", "train", "vae-mnist", "--no-progress",
+            "--runs-dir", str(run_dir)]
+    for o in [*TINY, *extra]:
+        args += ["--set", o]
+    args += ["--data-dir", str(shared_data)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        manifests = list(run_dir.glob("*/*/checkpoints/last.json"))
+        if manifests:
+            try:
+                step = json.loads(manifests[0].read_text())["step"]
+            except (json.JSONDecodeError, OSError):
+                step = 0
+            if step >= 25:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = step
+                break
+        time.sleep(0.005)
+    proc.wait(timeout=30)
+    assert killed_at is not None, f"process ended before the kill: {proc.stderr.read()!r}"
+    run = Run.load(next(run_dir.glob("*/*")))
+    train(run.config, run, resume=True, progress=False, log_epochs=False)
+    assert_same_weights(weights(ref), weights(run))
+    assert len(run.metrics()) == 20
+
+
+def test_nan_stops_with_message_and_keeps_checkpoint(shared_data, tmp_path, monkeypatch):
+    from autoencoders.models.vae import VAE
+
+    real_loss = VAE.loss
+    calls = {"n": 0}
+
+    def flaky(self, x):
+        out = real_loss(self, x)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 9:  # epoch 2, step 3 (6 steps per epoch)
+                out.total = out.total * float("nan")
+        return out
+
+    monkeypatch.setattr(VAE, "loss", flaky)
+    cfg = tiny_config(shared_data)
+    with pytest.raises(TrainingDiverged) as e:
+        train(cfg, runs_dir=tmp_path, progress=False)
+    msg = str(e.value)
+    assert "epoch 2, step 3" in msg and "loss=nan" in msg and "train.lr" in msg
+    run = Run.load(next(Path(tmp_path).glob("*/*")))
+    man = json.loads((run.ckpt_dir / "last.json").read_text())
+    assert man["step"] == 6 and man["epoch"] == 1
+    w, _ = run.load_checkpoint()
+    assert all(torch.isfinite(t).all() for t in w.values())
+
+
+def test_tampered_checkpoint_is_refused(shared_data, tmp_path):
+    from autoencoders.errors import CheckpointError
+
+    run = train(tiny_config(shared_data, "train.epochs=1"), runs_dir=tmp_path, progress=False)
+    man = json.loads((run.ckpt_dir / "last.json").read_text())
+    p = run.ckpt_dir / man["model"]
+    data = bytearray(p.read_bytes())
+    data[-10] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        run.load_checkpoint()
+    p.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(CheckpointError, match=str(p.name)):
+        run.load_checkpoint()
