@@ -14,8 +14,12 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[dev]"
 
+# Data: $$AUTOENCODERS_DATA if set, else ../shared/data when it sits beside the repo,
+# else the user cache (downloaded there on first use).
+DATA_DIR ?= $(or $(AUTOENCODERS_DATA),$(wildcard ../shared/data))
+
 demo: install
-	$(BIN)/autoencoders reproduce vae-mnist --profile quick
+	$(BIN)/autoencoders reproduce vae-mnist --profile quick $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 test: install
 	$(BIN)/python -m pytest -q

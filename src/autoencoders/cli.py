@@ -115,6 +115,7 @@ def _dispatch(args, command: str) -> int:
 
         if args.resume:
             run = Run.load(args.resume)
+            run.log_command(command)
             if args.overrides:
                 raise UserError("--set cannot change a run being resumed: its config is fixed "
                                 f"in {run.path / 'config.json'}. Start a new run instead.")
@@ -124,7 +125,9 @@ def _dispatch(args, command: str) -> int:
                 raise UserError("train needs an EXPERIMENT (see `autoencoders list "
                                 "experiments`) or --resume RUN.")
             cfg = load_experiment(args.experiment, args.profile, _overrides(args))
-            run = train(cfg, runs_dir=args.runs_dir, progress=progress)
+            run = Run.create(cfg, args.runs_dir)
+            run.log_command(command)
+            train(cfg, run, progress=progress)
         print(f"run folder: {run.path}")
         return 0
     if args.cmd == "reproduce":
@@ -141,6 +144,7 @@ def _dispatch(args, command: str) -> int:
         from .runs import Run
 
         run = Run.load(args.run)
+        run.log_command(command)
         if args.overrides or args.data_dir:
             run.config = _apply_eval_overrides(run, _overrides(args))
         print(json.dumps(evaluate(run, progress=progress), indent=2))
@@ -149,14 +153,18 @@ def _dispatch(args, command: str) -> int:
         from .pipeline import plot
         from .runs import Run
 
-        for p in plot(Run.load(args.run)):
+        run = Run.load(args.run)
+        run.log_command(command)
+        for p in plot(run):
             print(p)
         return 0
     if args.cmd == "report":
         from .report import write_report
         from .runs import Run
 
-        print(write_report(Run.load(args.run), command=""))
+        run = Run.load(args.run)
+        run.log_command(command)
+        print(write_report(run, command=""))
         return 0
     raise AssertionError(args.cmd)  # argparse only lets known commands through
 

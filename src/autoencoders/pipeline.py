@@ -78,7 +78,9 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
     if config.sweep is not None and config.sweep.values:
         return _reproduce_sweep(config, runs_dir, progress, command)
     t0 = time.perf_counter()
-    run = train(config, runs_dir=runs_dir, progress=progress)
+    run = Run.create(config, runs_dir)
+    run.log_command(command)
+    train(config, run, progress=progress)
     evaluate(run, progress=progress)
     plot(run)
     write_report(run, command=command, wall_seconds=time.perf_counter() - t0)
@@ -89,6 +91,7 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
                      command: str) -> Run:
     t0 = time.perf_counter()
     parent = Run.create(config, runs_dir)
+    parent.log_command(command)
     children: list[tuple[str, Run]] = []
     key = config.sweep.key
     for i, value in enumerate(tqdm(config.sweep.values, desc=f"sweep {key}",
@@ -111,6 +114,11 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
     plots.plot_curves([(label, r.metrics()) for label, r in children],
                       parent.path / "figures" / "curves.png",
                       title=f"{config.name}: lower bound vs training samples")
+    for name in config.eval.figures:  # each run's figure side by side (e.g. filters per k)
+        if name != "curves":
+            plots.side_by_side([child.path / "figures" / f"{name}.png" for _, child in children],
+                               [label for label, _ in children],
+                               parent.path / "figures" / f"{name}.png")
     write_sweep_report(parent, children, command=command,
                        wall_seconds=time.perf_counter() - t0)
     return parent

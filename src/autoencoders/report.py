@@ -23,6 +23,14 @@ LABELS = {
     "test/loss": "test loss, nats",
     "test/rec": "test reconstruction term, nats",
     "test/kl": "test KL term, nats",
+    "test/logreg_error": "test error of logistic regression on the features, %",
+    "valid/logreg_error": "validation error of logistic regression on the features, %",
+    "test/knn_error_k3": "test error of 3-NN on the codes, %",
+    "test/knn_error_k5": "test error of 5-NN on the codes, %",
+    "test/knn_error_k10": "test error of 10-NN on the codes, %",
+    "test/knn_error_raw_k3": "test error of 3-NN on raw pixels, %",
+    "test/knn_error_raw_k5": "test error of 5-NN on raw pixels, %",
+    "test/knn_error_raw_k10": "test error of 10-NN on raw pixels, %",
 }
 
 
@@ -133,7 +141,7 @@ def write_report(run: Run, command: str = "", wall_seconds: float | None = None)
         for f in figs:
             from .plots import FIGURES
 
-            lines += [f"**{f.stem}**: {FIGURES.get(f.stem, '')}", "",
+            lines += [f"**{f.stem}**: {FIGURES.get(f.stem, ('',))[0]}", "",
                       f"![{f.stem}](figures/{f.name})", ""]
     lines += _provenance(command, wall_seconds, run)
     path = run.path / "report.md"
@@ -171,7 +179,9 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
     if any(ev.get("iw_samples") for _, ev, _ in evals):
         ks = sorted({ev.get("iw_samples") for _, ev, _ in evals if ev.get("iw_samples")})
         lines += ["", f"log p(x): importance sampling with K = {', '.join(map(str, ks))}."]
-    lines += ["", "## Figures", "", "![curves](figures/curves.png)", ""]
+    lines += ["", "## Figures", ""]
+    for f in sorted((parent.path / "figures").glob("*.png")):
+        lines += [f"![{f.stem}](figures/{f.name})", ""]
     lines += _provenance(command, wall_seconds, parent)
     path = parent.path / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
@@ -182,6 +192,10 @@ def _provenance(command: str, wall_seconds: float | None, run: Run) -> list[str]
     out = ["## Provenance", ""]
     if command:
         out.append(f"- command: `{command}`")
+    history = run.commands()
+    if history and (len(history) > 1 or not command):
+        out.append("- commands run on this folder:")
+        out += [f"  - `{line}`" for line in history]
     if wall_seconds is not None:
         out.append(f"- wall time (train + evaluate + plot): {wall_seconds:.0f} s")
     out += [f"- hardware: {hardware()}", f"- versions: {versions()}",

@@ -143,6 +143,16 @@ class Run:
             raise CheckpointError(f"{cfg_path} does not hold a valid config: {e}") from None
         return cls(path, config)
 
+    def log_command(self, command: str) -> None:
+        """Append a command that acted on this run to ``commands.log`` (for the report)."""
+        if command:
+            with open(self.path / "commands.log", "a") as f:
+                f.write(time.strftime("%Y-%m-%d %H:%M:%S") + "  " + command + "\n")
+
+    def commands(self) -> list[str]:
+        p = self.path / "commands.log"
+        return p.read_text().splitlines() if p.is_file() else []
+
     # -- metrics ------------------------------------------------------------------------
 
     @property
