@@ -78,7 +78,7 @@ def test_resume_is_bit_identical(shared_data, tmp_path, stop_after):
 
 def test_resume_after_sigkill_is_bit_identical(shared_data, tmp_path):
     """A real ``kill -9`` of a training process, at a moment it does not choose."""
-    extra = ["train.epochs=20", "train.checkpoint_every=1"]
+    extra = ["train.epochs=60", "train.checkpoint_every=2"]
     cfg = tiny_config(shared_data, *extra)
     ref = train(cfg, runs_dir=tmp_path / "ref", progress=False, log_epochs=False)
     run_dir = tmp_path / "killed"
@@ -107,7 +107,7 @@ def test_resume_after_sigkill_is_bit_identical(shared_data, tmp_path):
     run = Run.load(next(run_dir.glob("*/*")))
     train(run.config, run, resume=True, progress=False, log_epochs=False)
     assert_same_weights(weights(ref), weights(run))
-    assert len(run.metrics()) == 20
+    assert len(run.metrics()) == 60
 
 
 def test_nan_stops_with_message_and_keeps_checkpoint(shared_data, tmp_path, monkeypatch):

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("reproduce",
                         help="train, evaluate, plot and report an experiment in one go")
-    sp.add_argument("experiment")
+    sp.add_argument("experiment", help="experiment name, a .toml path, or 'all'")
     sp.add_argument("--runs-dir", default="runs")
     common(sp)
 
@@ -115,10 +115,10 @@ def _dispatch(args, command: str) -> int:
 
         if args.resume:
             run = Run.load(args.resume)
-            run.log_command(command)
             if args.overrides:
                 raise UserError("--set cannot change a run being resumed: its config is fixed "
                                 f"in {run.path / 'config.json'}. Start a new run instead.")
+            run.log_command(command)
             train(run.config, run, resume=True, progress=progress)
         else:
             if not args.experiment:
@@ -127,12 +127,19 @@ def _dispatch(args, command: str) -> int:
             cfg = load_experiment(args.experiment, args.profile, _overrides(args))
             run = Run.create(cfg, args.runs_dir)
             run.log_command(command)
-            train(cfg, run, progress=progress)
+            from .pipeline import train_stages  # staged models (SdA): one run per stage
+
+            run = train_stages(cfg, run, progress=progress)
         print(f"run folder: {run.path}")
         return 0
     if args.cmd == "reproduce":
-        from .pipeline import reproduce
+        from .pipeline import reproduce, reproduce_all
 
+        if args.experiment == "all":
+            index = reproduce_all(args.profile, args.runs_dir, progress, args.data_dir,
+                                  command=command)
+            print(f"index: {index}")
+            return 0
         cfg = load_experiment(args.experiment, args.profile, _overrides(args))
         run = reproduce(cfg, runs_dir=args.runs_dir, progress=progress, command=command)
         print(f"report: {run.path / 'report.md'}")
@@ -144,9 +151,9 @@ def _dispatch(args, command: str) -> int:
         from .runs import Run
 
         run = Run.load(args.run)
-        run.log_command(command)
         if args.overrides or args.data_dir:
             run.config = _apply_eval_overrides(run, _overrides(args))
+        run.log_command(command)
         print(json.dumps(evaluate(run, progress=progress), indent=2))
         return 0
     if args.cmd == "plot":

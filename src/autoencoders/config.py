@@ -75,6 +75,9 @@ class TrainConfig:
     log_every: int = 20  # progress-bar refresh, in steps
     threads: int = 0  # torch intra-op threads (0: leave PyTorch's default)
     device: str = "cpu"
+    # a run folder whose last weights initialise every parameter of the same name and shape
+    # before training (e.g. the previous stage of a stacked DAE); "" starts from scratch
+    init_from: str = ""
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, "an integer >= 1")

@@ -80,11 +80,40 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
     t0 = time.perf_counter()
     run = Run.create(config, runs_dir)
     run.log_command(command)
-    train(config, run, progress=progress)
+    run = train_stages(config, run, progress=progress)
     evaluate(run, progress=progress)
     plot(run)
     write_report(run, command=command, wall_seconds=time.perf_counter() - t0)
     return run
+
+
+def train_stages(config: ExperimentConfig, run: Run, progress: bool = True) -> Run:
+    """Train ``run``; a model class with ``stages(model_config)`` (the stacked DAE) trains
+    as a chain of runs, each initialised from the previous one with ``train.init_from``.
+
+    Every stage but the last is its own run in ``<run>/<label>/``; the last stage trains in
+    ``run`` itself, whose ``config.json`` then records the stage and its ``init_from``.
+    """
+    from .registry import MODELS
+
+    stages = getattr(MODELS[config.model_name], "stages", None)
+    if stages is None:
+        return train(config, run, progress=progress)
+    plan = stages(config.model)
+    previous = config.train.init_from
+    for i, (label, overrides) in enumerate(plan):
+        raw = config.to_dict()
+        raw.pop("sweep", None)
+        for key, value in {**overrides, "train.init_from": previous}.items():
+            _set_dotted(raw, key, value)
+        stage_cfg = from_dict(raw)
+        last = i == len(plan) - 1
+        stage_run = Run.create(stage_cfg, path=run.path if last else run.path / label)
+        if progress:
+            tqdm.write(f"--- stage {label}")
+        train(stage_cfg, stage_run, progress=progress)
+        previous = str(stage_run.path)
+    return Run.load(run.path)
 
 
 def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
@@ -106,7 +135,7 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
         child = Run.create(child_cfg, path=parent.path / label)
         if progress:
             tqdm.write(f"--- {label}")
-        train(child_cfg, child, progress=progress)
+        child = train_stages(child_cfg, child, progress=progress)
         evaluate(child, progress=progress)
         plot(child)
         write_report(child, command=command, wall_seconds=None)
@@ -122,3 +151,40 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
     write_sweep_report(parent, children, command=command,
                        wall_seconds=time.perf_counter() - t0)
     return parent
+
+
+def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool = True,
+                  data_dir: str | None = None, command: str = "") -> Path:
+    """Run every shipped experiment; skip (with a reason) those whose data is absent.
+
+    Writes ``<runs_dir>/index.md`` with one section per paper and returns its path.
+    """
+    from .config import list_experiments, load_experiment
+    from .errors import DataMissingError, UserError
+    from .report import write_index
+
+    t0 = time.perf_counter()
+    results = []
+    for name in list_experiments():
+        overrides = [f'data.data_dir="{data_dir}"'] if data_dir else []
+        cfg = load_experiment(name, profile, overrides)
+        row = {"name": name, "paper": cfg.paper, "description": cfg.description}
+        t1 = time.perf_counter()
+        try:
+            load_split(cfg, "train")  # data present? (downloads when allowed)
+        except DataMissingError as e:
+            row.update(status="skipped", reason=f"data absent: {e}")
+            tqdm.write(f"skip {name}: data for {cfg.data.name!r} is absent")
+            results.append(row)
+            continue
+        tqdm.write(f"=== {name} ({profile})")
+        try:
+            run = reproduce(cfg, runs_dir=runs_dir, progress=progress,
+                            command=f"{command} [{name}]" if command else "")
+            row.update(status="done", run=run)
+        except UserError as e:
+            row.update(status="failed", reason=str(e))
+            tqdm.write(f"failed {name}: {e}")
+        row["seconds"] = time.perf_counter() - t1
+        results.append(row)
+    return write_index(runs_dir, results, profile, time.perf_counter() - t0)

@@ -156,6 +156,47 @@ def plot_curves(runs: list[tuple[str, list[dict]]], path: str | Path,
     return path
 
 
+@torch.no_grad()
+def plot_filters(model, path: str | Path, n: int = 100) -> Path | None:
+    """The first ``n`` filters of ``model.filters()`` tiled as images, each min-max
+    normalised on its own (Vincent et al. 2008, Figure 3; Makhzani & Frey 2014, Figure 1).
+    None if the model has no ``filters`` method."""
+    if not hasattr(model, "filters"):
+        return None
+    w = model.filters()[:n].float()  # (n, C, H, W)
+    flat = w.flatten(1)
+    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+    w = ((flat - lo) / (hi - lo).clamp_min(1e-12)).reshape(w.shape)
+    return save_grid(w, path, nrow=int(math.ceil(math.sqrt(w.shape[0]))))
+
+
+def side_by_side(paths: list[Path], labels: list[str], out: str | Path,
+                 gap: int = 12) -> Path | None:
+    """Paste existing PNGs left to right with a caption above each (a sweep's figures).
+    Runs without the figure (it did not apply to their model) are left out; None if none
+    has it."""
+    from PIL import ImageDraw
+
+    kept = [(p, lbl) for p, lbl in zip(paths, labels, strict=True) if Path(p).is_file()]
+    if not kept:
+        return None
+    paths, labels = [p for p, _ in kept], [lbl for _, lbl in kept]
+    images = [Image.open(p).convert("RGB") for p in paths]
+    caption = 16
+    width = sum(im.width for im in images) + gap * (len(images) - 1)
+    canvas = Image.new("RGB", (width, max(im.height for im in images) + caption), "white")
+    draw_ = ImageDraw.Draw(canvas)
+    left = 0
+    for im, label in zip(images, labels, strict=True):
+        canvas.paste(im, (left, caption))
+        draw_.text((left + 2, 2), label, fill="black")
+        left += im.width + gap
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)
+    return out
+
+
 def _has_elbo(runs) -> bool:
     return any("train/kl" in r for _, rows in runs for r in rows)
 
@@ -195,6 +236,21 @@ def _fig_manifold(run, model, path):
     return plot_manifold(model, path)
 
 
+def _fig_filters(run, model, path):
+    return plot_filters(model, path)
+
+
+def _fig_denoising(run, model, path):
+    """Corrupted test inputs (model.corrupt, fixed seed) above their reconstructions."""
+    if not hasattr(model, "corrupt"):
+        return None
+    from .train import load_split
+
+    gen = torch.Generator().manual_seed(0)
+    return plot_reconstructions(model, load_split(run.config, "test").x, path,
+                                corrupt=lambda x: model.corrupt(x, generator=gen))
+
+
 FIGURES: dict[str, tuple[str, str]] = {
     "curves": ("training curves: lower bound vs samples (log x)",
                "autoencoders.plots:_fig_curves"),
@@ -203,6 +259,14 @@ FIGURES: dict[str, tuple[str, str]] = {
     "samples": ("decoder means at samples from the prior", "autoencoders.plots:_fig_samples"),
     "manifold": ("2-D latent manifold through the inverse Gaussian CDF",
                  "autoencoders.plots:_fig_manifold"),
+    "filters": ("first 100 filters (encoder weights as images, each normalised)",
+                "autoencoders.plots:_fig_filters"),
+    "denoising": ("corrupted test inputs (above) and their reconstructions (below)",
+                  "autoencoders.plots:_fig_denoising"),
+    "sticks": ("average stick weight per component, test set (stick-breaking models only)",
+               "autoencoders.latent_plots:fig_sticks"),
+    "codes_pca": ("first two principal components of the test codes, coloured by label",
+                  "autoencoders.latent_plots:fig_codes_pca"),
 }
 
 

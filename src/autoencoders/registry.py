@@ -11,10 +11,20 @@ from __future__ import annotations
 
 from .errors import ConfigError
 from .models.base import Autoencoder
+from .models.betavae import BetaVAE
+from .models.dae import DenoisingAE
+from .models.ksparse import KSparseAE
+from .models.sbvae import StickBreakingVAE
+from .models.sda import StackedDAE
 from .models.vae import VAE
 
 MODELS: dict[str, type[Autoencoder]] = {
     VAE.Config.model_name: VAE,
+    BetaVAE.Config.model_name: BetaVAE,
+    DenoisingAE.Config.model_name: DenoisingAE,
+    KSparseAE.Config.model_name: KSparseAE,
+    StackedDAE.Config.model_name: StackedDAE,
+    StickBreakingVAE.Config.model_name: StickBreakingVAE,
 }
 
 

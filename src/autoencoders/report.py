@@ -25,6 +25,8 @@ LABELS = {
     "test/kl": "test KL term, nats",
     "test/logreg_error": "test error of logistic regression on the features, %",
     "valid/logreg_error": "validation error of logistic regression on the features, %",
+    "test/error": "test classification error, %",
+    "test/nll": "test negative log-likelihood of the labels, nats",
     "test/knn_error_k3": "test error of 3-NN on the codes, %",
     "test/knn_error_k5": "test error of 5-NN on the codes, %",
     "test/knn_error_k10": "test error of 10-NN on the codes, %",
@@ -200,4 +202,61 @@ def _provenance(command: str, wall_seconds: float | None, run: Run) -> list[str]
         out.append(f"- wall time (train + evaluate + plot): {wall_seconds:.0f} s")
     out += [f"- hardware: {hardware()}", f"- versions: {versions()}",
             f"- run folder: `{run.path}`", ""]
+    return out
+
+
+def write_index(runs_dir: str | Path, results: list[dict[str, Any]],
+                profile: str, wall_seconds: float) -> Path:
+    """``<runs_dir>/index.md``: one section per paper, each experiment's figures (relative
+    links, so the page works offline) and its table of our numbers vs the paper's.
+
+    Args:
+        results: one dict per experiment: ``name``, ``paper``, ``description``, ``status``
+            ("done", "skipped" or "failed"), ``reason``, ``run`` (a :class:`Run` when done),
+            ``seconds``.
+    """
+    runs_dir = Path(runs_dir)
+    lines = [f"# autoencoders: every reproduction (`{profile}` profile)", "",
+             f"Hardware: {hardware()}.  ", f"Versions: {versions()}.  ",
+             f"Total wall time: {wall_seconds / 60:.1f} min.", ""]
+    done = sum(r["status"] == "done" for r in results)
+    lines += [f"{done} of {len(results)} experiments ran; skipped and failed ones say why.", ""]
+    papers: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        papers.setdefault(r["paper"] or "other", []).append(r)
+    for paper, rows in papers.items():
+        lines += [f"## {paper}", ""]
+        for r in rows:
+            lines += [f"### {r['name']}", ""]
+            if r.get("description"):
+                lines += [r["description"], ""]
+            if r["status"] != "done":
+                lines += [f"**{r['status']}**: {r.get('reason', '')}", ""]
+                continue
+            run: Run = r["run"]
+            rel = run.path.relative_to(runs_dir) if run.path.is_relative_to(runs_dir) \
+                else run.path
+            lines += [f"[full report]({rel}/report.md) · {r['seconds']:.0f} s", ""]
+            table = _report_numbers(run, str(rel))
+            lines += table + [""]
+            for f in sorted((run.path / "figures").glob("*.png")):
+                lines += [f"![{r['name']} {f.stem}]({rel}/figures/{f.name})", ""]
+    path = runs_dir / "index.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _report_numbers(run: Run, prefix: str) -> list[str]:
+    """The '## Numbers' table of a run's report.md (a sweep's has a row per child), with
+    its relative links rebased onto ``prefix``."""
+    p = run.path / "report.md"
+    if not p.is_file():
+        return []
+    out, inside = [], False
+    for line in p.read_text().splitlines():
+        if line.startswith("## "):
+            inside = line.strip() == "## Numbers"
+            continue
+        if inside and line.startswith("|"):
+            out.append(line.replace("](", f"]({prefix}/"))
     return out

@@ -296,16 +296,20 @@ class Run:
             weights = self._read_weights(best)
         else:
             weights, _ = self.load_checkpoint()
+        self.load_weights_into(model, weights)
+        model.eval()
+        return model
+
+    def load_weights_into(self, model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+        """``model.load_state_dict(weights)``, with a clear error when they do not fit."""
         try:
             model.load_state_dict(weights)
         except RuntimeError as e:
             raise CheckpointError(
                 f"The weights in {self.ckpt_dir} do not fit the model in "
-                f"{self.path / 'config.json'} ({str(e).splitlines()[0]}). "
-                "The checkpoint belongs to another config."
+                f"{self.path / 'config.json'} ({str(e).splitlines()[-1].strip()}). "
+                "The checkpoint belongs to another config or another model."
             ) from None
-        model.eval()
-        return model
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, experiment={self.config.name!r})"

@@ -57,6 +57,28 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
 
+@torch.no_grad()
+def init_weights_(model: torch.nn.Module, run_path: str) -> list[str]:
+    """Copy the last checkpoint of the run folder ``run_path`` into ``model``: every
+    parameter or buffer with the same name and shape. Returns the names copied.
+
+    Raises:
+        CheckpointError: the folder is not a run or has no checkpoint.
+        UserError: no name and shape match (the run trained another architecture).
+    """
+    weights, _ = Run.load(run_path).load_checkpoint()
+    own = model.state_dict()
+    copied = [k for k, v in weights.items() if k in own and own[k].shape == v.shape]
+    if not copied:
+        raise UserError(
+            f"train.init_from = {run_path!r}: none of its weights fit this model (names: "
+            f"{', '.join(sorted(weights)[:5])}, ...; this model has "
+            f"{', '.join(sorted(own)[:5])}, ...). Point it at a run of the same architecture.")
+    for k in copied:
+        own[k].copy_(weights[k])
+    return copied
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -159,7 +181,7 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
     acc = None
     if resume and run.has_checkpoint():
         weights, state = run.load_checkpoint()
-        model.load_state_dict(weights)
+        run.load_weights_into(model, weights)
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], data_gen)
         start_epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
@@ -171,6 +193,8 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
             return run
     elif resume:
         run.truncate_metrics(0)
+    if tc.init_from and not (resume and run.has_checkpoint()):
+        init_weights_(model, tc.init_from)
 
     def checkpoint(epoch: int, step_in: int, finished: bool = False) -> None:
         run.save_checkpoint(model, {

@@ -45,6 +45,7 @@ import torch
 from autoencoders.data.download import data_dirs, ensure, find
 from autoencoders.data.frey import FreyFace, read_frey
 from autoencoders.data.mnist import MNIST, FashionMNIST, read_idx
+from autoencoders.data.variations import VARIATIONS
 from autoencoders.errors import ConfigError
 
 __all__ = [
@@ -58,7 +59,8 @@ __all__ = [
     "status",
 ]
 
-DATASETS: dict[str, type] = {"mnist": MNIST, "fashion-mnist": FashionMNIST, "frey": FreyFace}
+DATASETS: dict[str, type] = {"mnist": MNIST, "fashion-mnist": FashionMNIST, "frey": FreyFace,
+                             **VARIATIONS}  # generated from MNIST (data/variations.py)
 SPLITS = ("train", "valid", "test")
 BINARIZE = ("none", "static", "dynamic")
 STATIC_BINARIZE_SEED = 12345

@@ -18,6 +18,8 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
+
 
 @torch.no_grad()
 def iw_log_likelihood(
@@ -39,8 +41,9 @@ def iw_log_likelihood(
     Returns:
         ``(N,)`` float64 log-likelihoods in nats.
     """
-    if n_samples < 1:
-        raise ValueError(f"n_samples = {n_samples} must be >= 1.")
+    if n_samples < 1 or batch_rows < 1:
+        raise ConfigError(f"Importance sampling needs n_samples >= 1 and batch_rows >= 1, got "
+                          f"n_samples = {n_samples}, batch_rows = {batch_rows}.")
     was_training = model.training
     model.eval()
     n = x.shape[0]

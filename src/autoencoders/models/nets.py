@@ -79,3 +79,65 @@ class Unflatten(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return h.reshape(*h.shape[:-1], *self.shape)
+
+
+# --------------------------------------------------------------------------- conv nets
+# Higgins et al. 2017 / Burgess et al. 2018 (appendix): 4 conv layers of 32-32-64-64
+# channels, 4x4 kernels, stride 2, then FC 256; the decoder mirrors it with transposed
+# convolutions. The spatial sizes follow the data (64 -> 32 -> 16 -> 8 -> 4 for dSprites,
+# 28 -> 14 -> 7 -> 3 -> 1 for MNIST); the decoder's output_padding undoes each rounding.
+
+
+def conv_sizes(size: int, n_layers: int) -> list[int]:
+    """Spatial size after each 4x4, stride-2, padding-1 conv: ``[size, ..., last]``."""
+    sizes = [size]
+    for _ in range(n_layers):
+        sizes.append((sizes[-1] + 2 - 4) // 2 + 1)
+    if sizes[-1] < 1:
+        raise ConfigError(f"Image side {size} is too small for {n_layers} stride-2 convs; "
+                          "use fewer conv channels (model.conv_channels) or the mlp arch.")
+    return sizes
+
+
+def conv_encoder(image_shape: tuple[int, int, int], channels: list[int], fc: int, out: int,
+                 act: str = "relu") -> nn.Sequential:
+    """``(batch, C*H*W)`` (flat, like the MLPs) -> ``(batch, out)``: convs, FC ``fc``, linear."""
+    c, h, w = image_shape
+    hs, ws = conv_sizes(h, len(channels)), conv_sizes(w, len(channels))
+    layers: list[nn.Module] = [Unflatten((c, h, w))]
+    for n_in, n_out in zip([c, *channels[:-1]], channels, strict=True):
+        layers += [nn.Conv2d(n_in, n_out, 4, stride=2, padding=1), activation(act)]
+    layers += [nn.Flatten(), nn.Linear(channels[-1] * hs[-1] * ws[-1], fc), activation(act),
+               nn.Linear(fc, out)]
+    return nn.Sequential(*layers)
+
+
+class ConvDecoder(nn.Module):
+    """``(..., z) -> (..., out_channels, H, W)``: linear to FC ``fc``, to the last conv map,
+    then transposed convs mirroring :func:`conv_encoder` (linear output: logits/params)."""
+
+    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int],
+                 channels: list[int], fc: int, out_channels: int, act: str = "relu"):
+        super().__init__()
+        _, h, w = image_shape
+        hs, ws = conv_sizes(h, len(channels)), conv_sizes(w, len(channels))
+        self.first = (channels[-1], hs[-1], ws[-1])
+        self.fc = nn.Sequential(nn.Linear(latent_dim, fc), activation(act),
+                                nn.Linear(fc, math.prod(self.first)), activation(act))
+        rev = channels[::-1]
+        layers: list[nn.Module] = []
+        outs = [*rev[1:], out_channels]
+        for i, (n_in, n_out) in enumerate(zip(rev, outs, strict=True)):
+            j = len(channels) - 1 - i  # map sizes hs[j + 1] -> hs[j]
+            pad = (hs[j] - 2 * hs[j + 1], ws[j] - 2 * ws[j + 1])
+            layers.append(nn.ConvTranspose2d(n_in, n_out, 4, stride=2, padding=1,
+                                             output_padding=pad))
+            if i < len(channels) - 1:
+                layers.append(activation(act))
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        lead = z.shape[:-1]
+        h = self.fc(z.reshape(-1, z.shape[-1])).reshape(-1, *self.first)  # (B, C', h, w)
+        x = self.deconv(h)
+        return x.reshape(*lead, *x.shape[1:])  # restore leading dims, e.g. (S, B, ...)

@@ -16,7 +16,7 @@ N(0, I) prior on the parameters lives in ``train.weight_decay``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
@@ -29,7 +29,7 @@ from .likelihoods import (
     make_likelihood,
     standard_normal_log_prob,
 )
-from .nets import Unflatten, flat_dim, mlp
+from .nets import ConvDecoder, Unflatten, conv_encoder, flat_dim, mlp
 
 
 @dataclass
@@ -42,6 +42,14 @@ class VAEConfig:
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"  # MNIST / Frey Face
     init_std: float = 0.01  # weights ~ N(0, 0.01) (appendix C); 0 keeps PyTorch's default
     min_log_var: float = -9.0  # Gaussian decoder only: floor of the pixel log-variance
+    # Networks. "mlp": the paper's (hidden_layers x hidden units each way); "conv": 4x4
+    # stride-2 convs of conv_channels, FC conv_fc, mirrored decoder (Higgins et al. 2017)
+    arch: Literal["mlp", "conv"] = "mlp"
+    hidden_layers: int = 1  # mlp encoder depth (Higgins et al.'s dSprites net: 2 x 1200)
+    decoder_layers: int = 0  # mlp decoder depth; 0: same as hidden_layers (Higgins: 3)
+    decoder_activation: str = ""  # "": same as activation (Higgins' dSprites decoder: tanh)
+    conv_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
+    conv_fc: int = 256  # the FC layer between the convs and the latent code
 
     def validate(self) -> None:
         if self.latent_dim < 1:
@@ -55,10 +63,21 @@ class VAEConfig:
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"model.activation = {self.activation!r} is not valid; "
                               f"choices: {', '.join(sorted(ACTIVATIONS))}.")
+        if self.decoder_activation and self.decoder_activation not in ACTIVATIONS:
+            raise ConfigError(f"model.decoder_activation = {self.decoder_activation!r} is not "
+                              f"valid; choices: \"\" (same as activation), "
+                              f"{', '.join(sorted(ACTIVATIONS))}.")
+        if self.hidden_layers < 1 or self.decoder_layers < 0:
+            raise ConfigError(f"model.hidden_layers = {self.hidden_layers} must be >= 1 and "
+                              f"model.decoder_layers = {self.decoder_layers} >= 0 (0: same).")
+        if not self.conv_channels or min(self.conv_channels) < 1 or self.conv_fc < 1:
+            raise ConfigError(f"model.conv_channels = {self.conv_channels} must be a non-empty "
+                              f"list of positive widths and model.conv_fc = {self.conv_fc} >= 1.")
 
 
 class VAE(LatentVariableModel):
-    """Gaussian-latent VAE with MLP encoder and decoder (Kingma & Welling 2014)."""
+    """Gaussian-latent VAE with MLP (or, with ``arch = "conv"``, convolutional) encoder and
+    decoder (Kingma & Welling 2014)."""
 
     Config = VAEConfig
 
@@ -69,10 +88,20 @@ class VAE(LatentVariableModel):
         d = flat_dim(self.image_shape)
         std = config.init_std or None
         h, z = config.hidden, config.latent_dim
-        self.encoder = mlp([d, h, 2 * z], config.activation, init_std=std)
-        out_shape = (self.lik.n_params * self.image_shape[0], *self.image_shape[1:])
+        out_channels = self.lik.n_params * self.image_shape[0]
+        if config.arch == "conv":  # both take and give the same shapes as the MLPs below
+            self.encoder = conv_encoder(self.image_shape, config.conv_channels, config.conv_fc,
+                                        2 * z, config.activation)
+            self.decoder = ConvDecoder(z, self.image_shape, config.conv_channels,
+                                       config.conv_fc, out_channels, config.activation)
+            return
+        n_dec = config.decoder_layers or config.hidden_layers
+        dec_act = config.decoder_activation or config.activation
+        self.encoder = mlp([d, *[h] * config.hidden_layers, 2 * z], config.activation,
+                           init_std=std)
+        out_shape = (out_channels, *self.image_shape[1:])
         self.decoder = torch.nn.Sequential(
-            mlp([z, h, self.lik.n_params * d], config.activation, init_std=std),
+            mlp([z, *[h] * n_dec, self.lik.n_params * d], dec_act, init_std=std),
             Unflatten(out_shape),
         )
 

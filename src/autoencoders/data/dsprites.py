@@ -1,0 +1,370 @@
+"""dSprites (Matthey et al. 2017): 2-D shapes from five ground-truth factors.
+
+The official file ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` holds every
+combination of the factors once, 3 x 6 x 40 x 32 x 32 = 737,280 binary 64 x 64 images,
+in row-major factor order (posY varies fastest), so an image's row is the mixed-radix
+number of its factor classes (:meth:`DSprites.index_of`). The constant colour factor is
+dropped here, as in disentanglement_lib.
+
+Factors (class ``i`` -> value), as in the official README:
+
+==========  =====  =================================================
+shape       3      square, ellipse, heart (official values 1, 2, 3)
+scale       6      linspace(0.5, 1, 6)
+orientation 40     linspace(0, 2 pi, 40) radians, counter-clockwise as displayed
+pos_x       32     linspace(0, 1, 32), left to right
+pos_y       32     linspace(0, 1, 32), top to bottom
+==========  =====  =================================================
+
+Two data sets are registered in :data:`autoencoders.data.DATASETS`:
+
+* ``"dsprites"``: the official npz (download verified by MD5). Only the ``imgs`` and
+  ``latents_classes`` arrays are read, with ``allow_pickle=False``: the ``metadata`` entry
+  is a pickle and is never loaded.
+* ``"dsprites-generated"``: the same images drawn by :func:`render`, a vectorised
+  rasteriser whose shape constants were fitted to the real subsets in the shared data
+  folder (``benchmarks/dsprites_fidelity.py`` prints how close it is: mean IoU per shape
+  and scale, exact-match rate). Needs no download.
+
+Both draw ``data.size`` images (0: all 737,280) with the fixed seed :data:`SUBSET_SEED`,
+then carve ``test_size`` and ``valid_size`` images out of them like every data set without
+an official test split. The metrics in :mod:`autoencoders.evaluation.disentanglement`
+use only the ground-truth API of :class:`DSprites` and draw fresh factor combinations.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from autoencoders.data.download import FileSpec, Source
+from autoencoders.errors import ConfigError, DataCorruptError
+
+FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "pos_x", "pos_y")
+FACTOR_SIZES: tuple[int, ...] = (3, 6, 40, 32, 32)  # product 737,280
+SHAPES: tuple[str, ...] = ("square", "ellipse", "heart")
+N_IMAGES = math.prod(FACTOR_SIZES)
+IMAGE_SIZE = 64
+SUBSET_SEED = 2017  # which images make up a ``data.size`` subset; independent of training
+NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+# The same MD5 is given by several independent loaders (e.g. the torchvision-style datasets
+# in the search index); the official repository publishes none. Size: not published.
+NPZ_MD5 = "7da33b31b13a06f4b04a70402ce90c2e"
+
+# ----------------------------------------------------------------- rendering constants
+# Fitted to the real grid subset (dsprites_downsampled.npz) by a soft-rasteriser fit, then
+# checked on the random subset; see benchmarks/dsprites_fidelity.py. Units: pixels at
+# scale 1; a pixel is on when its centre lies inside the shape.
+CENTRE_OFFSET = 15.5  # pixel index of the sprite centre at pos = 0 ...
+CENTRE_SPAN = 32.0  # ... and how far it moves from pos = 0 to pos = 1
+SQUARE_HALF = 9.6  # half side
+ELLIPSE_AXES = (12.4, 7.4)  # semi-axes (horizontal, vertical at orientation 0)
+HEART = {"lobe_x": 4.8, "lobe_y": 3.0, "radius": 5.0, "tip": -9.5, "slope": 1.0}
+BIAS = (0.0, 0.0, 0.0)  # per shape: extra pixels of growth added to the outline
+
+
+def factor_values() -> list[np.ndarray]:
+    """The value of each class of each factor, in :data:`FACTOR_NAMES` order."""
+    return [np.arange(1.0, 4.0), np.linspace(0.5, 1.0, 6), np.linspace(0.0, 2 * math.pi, 40),
+            np.linspace(0.0, 1.0, 32), np.linspace(0.0, 1.0, 32)]
+
+
+def _shape_distance(shape: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Signed distance-like value, < 0 inside, of canonical point ``(u, v)`` (y up) for
+    each shape id; ``u, v`` are pixels divided by the scale. Shapes ``(N, H, W)``."""
+    square = torch.maximum(u.abs(), v.abs()) - SQUARE_HALF
+    a, b = ELLIPSE_AXES
+    r = torch.sqrt((u / a) ** 2 + (v / b) ** 2)
+    ellipse = (r - 1.0) * min(a, b)
+    h = HEART
+    lobe = torch.sqrt((u.abs() - h["lobe_x"]) ** 2 + (v - h["lobe_y"]) ** 2) - h["radius"]
+    point = (u.abs() - (v - h["tip"]) * h["slope"]) / math.sqrt(1 + h["slope"] ** 2)
+    body = torch.maximum(torch.maximum(v - h["lobe_y"], point), h["tip"] - v)
+    heart = torch.minimum(lobe, body)
+    s = shape.view(-1, 1, 1)
+    return torch.where(s == 0, square, torch.where(s == 1, ellipse, heart))
+
+
+@torch.no_grad()
+def render(factors: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """Draw dSprites images from factor classes, vectorised over the batch.
+
+    Each pixel centre is mapped into the sprite's own frame (translate to the centre,
+    rotate by -orientation, divide by the scale) and tested against the shape outline.
+
+    Args:
+        factors: ``(N, 5)`` integer classes in :data:`FACTOR_NAMES` order.
+        chunk: images per vectorised block (memory ~ 40 bytes x 4096 pixels x chunk).
+
+    Returns:
+        ``(N, 64, 64)`` uint8 in {0, 1}, row 0 at the top, like the official ``imgs``.
+    """
+    factors = torch.as_tensor(factors, dtype=torch.long).reshape(-1, len(FACTOR_SIZES))
+    out = torch.empty(factors.shape[0], IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
+    pix = torch.arange(IMAGE_SIZE, dtype=torch.float32)
+    bias = torch.tensor(BIAS)
+    for start in range(0, factors.shape[0], chunk):
+        f = factors[start:start + chunk]
+        scale = (0.5 + 0.1 * f[:, 1].float()).view(-1, 1, 1)
+        theta = (f[:, 2].double() * (2 * math.pi / 39)).float().view(-1, 1, 1)
+        cx = (CENTRE_OFFSET + CENTRE_SPAN * f[:, 3].float() / 31).view(-1, 1, 1)
+        cy = (CENTRE_OFFSET + CENTRE_SPAN * f[:, 4].float() / 31).view(-1, 1, 1)
+        dx = pix.view(1, 1, -1) - cx  # (n, 1, W)
+        dy = cy - pix.view(1, -1, 1)  # (n, H, 1), y up
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        u = (cos * dx + sin * dy) / scale  # (n, H, W): rotate by -theta
+        v = (cos * dy - sin * dx) / scale
+        dist = _shape_distance(f[:, 0], u, v) * scale - bias[f[:, 0]].view(-1, 1, 1)
+        out[start:start + chunk] = (dist <= 0).to(torch.uint8)
+    return out
+
+
+class DSprites:
+    """The ground-truth-factor API every disentanglement metric uses.
+
+    Attributes:
+        factor_names: ``("shape", "scale", "orientation", "pos_x", "pos_y")``.
+        factor_sizes: ``(3, 6, 40, 32, 32)``; product 737,280.
+        num_factors: 5.
+        image_shape: ``(1, 64, 64)``.
+
+    Args:
+        images: the official ``imgs`` array ``(737280, 64, 64)`` uint8 to look images up
+            in; ``None`` draws them with :func:`render` (procedural dSprites).
+    """
+
+    factor_names: ClassVar[tuple[str, ...]] = FACTOR_NAMES
+    factor_sizes: ClassVar[tuple[int, ...]] = FACTOR_SIZES
+    num_factors: ClassVar[int] = len(FACTOR_SIZES)
+    image_shape: ClassVar[tuple[int, int, int]] = (1, IMAGE_SIZE, IMAGE_SIZE)
+    # mixed-radix place values: (245760, 40960, 1024, 32, 1)
+    bases: ClassVar[tuple[int, ...]] = tuple(
+        math.prod(FACTOR_SIZES[i + 1:]) for i in range(len(FACTOR_SIZES)))
+
+    def __init__(self, images: np.ndarray | None = None):
+        if images is not None and images.shape != (N_IMAGES, IMAGE_SIZE, IMAGE_SIZE):
+            raise DataCorruptError(f"dSprites images have shape {images.shape}; expected "
+                                   f"({N_IMAGES}, {IMAGE_SIZE}, {IMAGE_SIZE}).")
+        self.images = images
+
+    def sample_factors(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` factor-class vectors drawn uniformly and independently: ``(n, 5)`` int64."""
+        cols = [torch.randint(s, (n,), generator=generator) for s in self.factor_sizes]
+        return torch.stack(cols, dim=1)
+
+    def images_from_factors(self, factors: torch.Tensor) -> torch.Tensor:
+        """Images of the given factor classes ``(N, 5)``: ``(N, 1, 64, 64)`` float32 in {0, 1}."""
+        factors = torch.as_tensor(factors, dtype=torch.long)
+        if self.images is None:
+            x = render(factors)
+        else:
+            x = torch.from_numpy(self.images[self.index_of(factors).numpy()])
+        return x.unsqueeze(1).to(torch.float32)  # (N, 64, 64) -> (N, 1, 64, 64)
+
+    def sample_observations_from_factors(self, factors: torch.Tensor,
+                                         generator: torch.Generator | None = None
+                                         ) -> torch.Tensor:
+        """Same as :meth:`images_from_factors`: dSprites has no observation noise, so
+        ``generator`` is unused (kept for the disentanglement_lib signature)."""
+        return self.images_from_factors(factors)
+
+    def index_of(self, factors: torch.Tensor) -> torch.Tensor:
+        """Row in the official file of each factor vector: ``(N, 5) -> (N,)`` int64."""
+        factors = torch.as_tensor(factors, dtype=torch.long)
+        sizes = torch.tensor(self.factor_sizes)
+        if factors.ndim != 2 or factors.shape[1] != self.num_factors:
+            raise ValueError(f"factors must have shape (N, {self.num_factors}), got "
+                             f"{tuple(factors.shape)}.")
+        if bool(((factors < 0) | (factors >= sizes)).any()):
+            raise ValueError(f"factor classes out of range; sizes are {self.factor_sizes}.")
+        return (factors * torch.tensor(self.bases)).sum(1)
+
+    def factors_of(self, index: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`index_of`: ``(N,) -> (N, 5)`` int64."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        if bool(((index < 0) | (index >= N_IMAGES)).any()):
+            raise ValueError(f"dSprites indices must lie in [0, {N_IMAGES}).")
+        bases = torch.tensor(self.bases)
+        return (index[:, None] // bases) % torch.tensor(self.factor_sizes)
+
+
+# ----------------------------------------------------------------------- file readers
+
+
+def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``imgs`` and ``latents_classes`` from a dSprites npz, never unpickling.
+
+    Works for the official file and for the subsets in the shared data folder
+    (``dsprites_subset.npz``, ``dsprites_downsampled.npz``), whose ``latents_classes``
+    have 5 columns (colour dropped) instead of 6; the ``metadata`` entry, a pickle, is
+    not read.
+
+    Returns:
+        ``imgs`` ``(N, 64, 64)`` uint8 in {0, 1} and the factor classes ``(N, 5)`` int64.
+        For the shared grid subset the classes are its own grid indices; use
+        ``original_dataset_indices`` with :meth:`DSprites.factors_of` for official ones.
+
+    Raises:
+        DataCorruptError: the file is not a readable npz with those arrays.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            imgs, classes = z["imgs"], z["latents_classes"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise DataCorruptError(f"{path} is not a readable dSprites npz with 'imgs' and "
+                               f"'latents_classes' ({type(err).__name__}: {err}). Delete "
+                               "it and download it again.") from err
+    if classes.shape[1] == 6:
+        classes = classes[:, 1:]  # drop the constant colour factor
+    if imgs.ndim != 3 or imgs.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or len(classes) != len(imgs):
+        raise DataCorruptError(f"{path}: imgs {imgs.shape} / latents_classes "
+                               f"{classes.shape} are not dSprites arrays.")
+    return imgs, classes.astype(np.int64)
+
+
+def read_npz_rows(path: str | Path, rows: np.ndarray, block: int = 8192) -> np.ndarray:
+    """Rows ``rows`` (sorted) of ``imgs`` in an npz, streamed: never holds the 3 GB array.
+
+    Returns:
+        ``(len(rows), 64, 64)`` uint8.
+    """
+    out = np.empty((len(rows), IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open("imgs.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            if fortran or dtype != np.uint8 or shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+                raise DataCorruptError(f"{path}: imgs is {dtype} {shape}, not dSprites.")
+            row_bytes = IMAGE_SIZE * IMAGE_SIZE
+            done = 0
+            for start in range(0, shape[0], block):
+                stop = min(start + block, shape[0])
+                buf = np.frombuffer(f.read((stop - start) * row_bytes), np.uint8)
+                buf = buf.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)  # (block, 64, 64)
+                hi = np.searchsorted(rows, stop)
+                out[done:hi] = buf[rows[done:hi] - start]
+                done = hi
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise DataCorruptError(f"{path} could not be read ({type(err).__name__}: {err}). "
+                               "Delete it and download it again.") from err
+    return out
+
+
+# --------------------------------------------------------------------- data sets
+
+
+class _DSpritesBase:
+    image_shape: ClassVar[tuple[int, int, int]] = (1, IMAGE_SIZE, IMAGE_SIZE)
+    num_classes: ClassVar[int | None] = None
+    official_splits: ClassVar[tuple[str, ...]] = ("train",)
+
+    @classmethod
+    def subset_rows(cls, size: int) -> np.ndarray:
+        """Sorted official rows of a ``size``-image subset (0: all), fixed seed."""
+        if size < 0 or size > N_IMAGES:
+            raise ConfigError(f"data.size = {size} is out of range for dSprites: expected "
+                              f"0 (all {N_IMAGES:,}) or 1..{N_IMAGES:,}.")
+        if size == 0 or size == N_IMAGES:
+            return np.arange(N_IMAGES)
+        gen = torch.Generator().manual_seed(SUBSET_SEED)
+        return torch.randperm(N_IMAGES, generator=gen)[:size].sort().values.numpy()
+
+    @classmethod
+    def load(cls, split: str, *, data_dir=None, valid_size: int = 0, test_size: int = 0,
+             seed: int = 0, binarize: str = "none", download: bool = True, size: int = 0):
+        """One split (see the module docstring); called by :func:`autoencoders.data.get`."""
+        from autoencoders.data import ImageData, _rows
+
+        rows = cls.subset_rows(size)
+        images = cls.images_at(rows, data_dir, download)  # (n, 64, 64) uint8 in {0, 1}
+        official = {"train": (images, None)}
+        _, chosen = _rows(cls, official, split, valid_size, test_size, seed)
+        x = torch.from_numpy(images[chosen]).to(torch.float32).unsqueeze(1)  # (N, 1, 64, 64)
+        return ImageData(name=cls.name, split=split, x=x, y=None,
+                         binarize="static" if binarize != "none" else "none")
+
+    @classmethod
+    def ground_truth(cls, data_dir=None, download: bool = True) -> DSprites:
+        raise NotImplementedError
+
+
+class DSpritesGenerated(_DSpritesBase):
+    """Procedural dSprites drawn by :func:`render`; no files."""
+
+    name: ClassVar[str] = "dsprites-generated"
+    source: ClassVar[Source] = Source(dataset="dsprites-generated", folder="dsprites", files=())
+
+    @classmethod
+    def images_at(cls, rows: np.ndarray, data_dir=None, download: bool = True) -> np.ndarray:
+        factors = DSprites().factors_of(torch.from_numpy(rows))
+        return _cached_render(_key(rows), factors)
+
+    @classmethod
+    def read(cls, paths: dict[str, Path]) -> dict:
+        raise ConfigError("dsprites-generated has no files; use data.get(...), which draws it.")
+
+    @classmethod
+    def ground_truth(cls, data_dir=None, download: bool = True) -> DSprites:
+        return DSprites()
+
+
+class DSpritesOfficial(_DSpritesBase):
+    """The official npz (about 26 MB compressed, 3 GB of uint8 images when loaded whole)."""
+
+    name: ClassVar[str] = "dsprites"
+    source: ClassVar[Source] = Source(
+        dataset="dsprites",
+        folder="dsprites",
+        files=(FileSpec(
+            NPZ_NAME,
+            (f"https://github.com/deepmind/dsprites-dataset/raw/master/{NPZ_NAME}",),
+            0,  # the official size is not published
+            NPZ_MD5,
+        ),),
+    )
+
+    @classmethod
+    def _path(cls, data_dir, download: bool) -> Path:
+        from autoencoders.data.download import ensure
+
+        return ensure(cls.source, data_dir, download)[NPZ_NAME]
+
+    @classmethod
+    def images_at(cls, rows: np.ndarray, data_dir=None, download: bool = True) -> np.ndarray:
+        return read_npz_rows(cls._path(data_dir, download), rows)
+
+    @classmethod
+    def read(cls, paths: dict[str, Path]) -> dict:
+        imgs, _ = read_npz(paths[NPZ_NAME])
+        return {"train": (imgs * np.uint8(255), None)}
+
+    @classmethod
+    def ground_truth(cls, data_dir=None, download: bool = True) -> DSprites:
+        path = cls._path(data_dir, download)
+        return DSprites(read_npz_rows(path, np.arange(N_IMAGES)))
+
+
+_RENDER_CACHE: dict = {}
+
+
+def _key(rows: np.ndarray) -> tuple:
+    import hashlib
+
+    return (len(rows), hashlib.md5(rows.tobytes()).hexdigest())
+
+
+def _cached_render(key, factors: torch.Tensor) -> np.ndarray:
+    """Rendered images for a subset, kept for the process (train/valid/test reuse them)."""
+    if key not in _RENDER_CACHE:
+        _RENDER_CACHE.clear()  # one subset at a time: images can be large
+        images = render(factors).numpy()
+        images.flags.writeable = False
+        _RENDER_CACHE[key] = images
+    return _RENDER_CACHE[key]

@@ -1,0 +1,324 @@
+"""Disentanglement metrics: Higgins et al. (beta-VAE), Kim & Mnih (FactorVAE), Chen et al. (MIG).
+
+Every metric uses only the ground-truth-factor API (``factor_sizes``,
+``sample_factors(n, generator)``, ``sample_observations_from_factors(factors, generator)``;
+see :class:`autoencoders.data.dsprites.DSprites`) and a representation function
+``represent(x) -> (N, latent_dim)`` (for a VAE: the posterior mean, :func:`representation`).
+Each metric is a sampler (draws factors, renders, encodes) followed by a pure scorer on
+arrays, so the scorers can be tested on hand-made codes. Codes are always
+``(n_points, latent_dim)``; factors ``(n_points, n_factors)`` integer classes.
+
+Protocol numbers are default arguments equal to the papers' values (via
+google-research/disentanglement_lib's configs where the paper leaves them open).
+Randomness is an explicit ``torch.Generator``; the votes are drawn from it alone, so they
+do not depend on the model or on how it was trained.
+
+Collapsed latent dimensions (near-constant codes, typical of a beta-VAE whose unused
+latents match the prior, so their posterior mean is ~0):
+
+* Higgins: a collapsed dimension gives a feature |z1 - z2| ~ 0 in every vote; it carries
+  no information and the classifier gives it ~0 weight. Nothing is divided.
+* FactorVAE: dimensions whose standard deviation over the data is below
+  ``prune_threshold`` (0.05, disentanglement_lib's value) are dropped before the
+  division by that standard deviation; if every dimension is collapsed the score is 0.
+* MIG: a constant dimension falls into one histogram bin and has mutual information 0 with
+  every factor. The division is by the factor's entropy, which is > 0 for every factor
+  with more than one value (all of dSprites'); a factor with one value is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+Represent = Callable[[torch.Tensor], torch.Tensor]
+
+
+def representation(model, batch: int = 1024) -> Represent:
+    """The model's deterministic code (``model.features``: the posterior mean for a VAE)
+    as a batched, gradient-free function ``(N, C, H, W) -> (N, latent_dim)`` on the CPU."""
+    device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def represent(x: torch.Tensor) -> torch.Tensor:
+        was_training = model.training
+        model.eval()
+        out = [model.features(x[i:i + batch].to(device)).float().cpu()
+               for i in range(0, x.shape[0], batch)]
+        model.train(was_training)
+        return torch.cat(out)
+
+    return represent
+
+
+def encode_factors(ground_truth, represent: Represent, factors: torch.Tensor,
+                   generator: torch.Generator | None = None, block: int = 4096) -> np.ndarray:
+    """Codes of the observations of ``factors`` ``(N, n_factors)``, in blocks so that
+    only ``block`` images exist at a time. Returns ``(N, latent_dim)`` float64."""
+    out = []
+    for i in range(0, factors.shape[0], block):
+        x = ground_truth.sample_observations_from_factors(factors[i:i + block], generator)
+        out.append(represent(x).double().numpy())
+    return np.concatenate(out)
+
+
+# ------------------------------------------------------------------ Higgins et al. 2017
+
+
+def higgins_votes(ground_truth, represent: Represent, n_votes: int, batch_size: int,
+                  generator: torch.Generator, exclude: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sampler of the beta-VAE metric: ``n_votes`` (feature, fixed factor) points.
+
+    For each vote: draw the fixed factor k uniformly; draw ``batch_size`` pairs of factor
+    vectors that agree on factor k and are independent otherwise; the feature is the mean
+    over the pairs of |z1 - z2| with z the representation.
+
+    Args:
+        exclude: pair keys (see Returns) that must not be drawn, e.g. the training votes'
+            pairs; a pair drawn with one of these keys is redrawn.
+
+    Returns:
+        features ``(n_votes, latent_dim)``, labels ``(n_votes,)`` (the fixed factor), and
+        pair keys ``(n_votes, batch_size)`` int64 = index1 * N + index2 (N images).
+    """
+    sizes = ground_truth.factor_sizes
+    k = torch.randint(len(sizes), (n_votes,), generator=generator)
+    f1 = ground_truth.sample_factors(n_votes * batch_size, generator)
+    f2 = ground_truth.sample_factors(n_votes * batch_size, generator)
+    f1, f2 = f1.view(n_votes, batch_size, -1), f2.view(n_votes, batch_size, -1)
+    same = torch.nn.functional.one_hot(k, len(sizes)).bool()[:, None, :]  # (n, 1, F)
+    f2 = torch.where(same, f1, f2)
+    n_images = int(np.prod(sizes))
+    keys = _pair_keys(ground_truth, f1, f2, n_images)
+    if exclude is not None:
+        for _ in range(100):  # collisions are rare (~n^2 / N^2); redraw until none
+            clash = torch.from_numpy(np.isin(keys, exclude))
+            if not bool(clash.any()):
+                break
+            m = int(clash.sum())
+            g1 = ground_truth.sample_factors(m, generator)
+            g2 = ground_truth.sample_factors(m, generator)
+            g2 = torch.where(same.expand(-1, batch_size, -1)[clash], g1, g2)
+            f1[clash], f2[clash] = g1, g2
+            keys = _pair_keys(ground_truth, f1, f2, n_images)
+        else:
+            raise ValueError(f"Could not draw {n_votes} x {batch_size} pairs that avoid the "
+                             f"{len(exclude)} excluded ones: the factor space "
+                             f"{tuple(sizes)} is too small; draw fewer votes.")
+    z1 = encode_factors(ground_truth, represent, f1.reshape(-1, len(sizes)), generator)
+    z2 = encode_factors(ground_truth, represent, f2.reshape(-1, len(sizes)), generator)
+    diff = np.abs(z1 - z2).reshape(n_votes, batch_size, -1)  # (n, L, latent_dim)
+    return diff.mean(1), k.numpy(), keys
+
+
+def _pair_keys(ground_truth, f1, f2, n_images: int) -> np.ndarray:
+    flat = f1.shape[-1]
+    i1 = ground_truth.index_of(f1.reshape(-1, flat)).numpy().astype(np.int64)
+    i2 = ground_truth.index_of(f2.reshape(-1, flat)).numpy().astype(np.int64)
+    return (i1 * n_images + i2).reshape(f1.shape[:2])
+
+
+def score_beta_vae(train_x: np.ndarray, train_y: np.ndarray, eval_x: np.ndarray,
+                   eval_y: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Scorer of the beta-VAE metric: fit a linear classifier (scikit-learn
+    ``LogisticRegression``, default L2 C = 1, lbfgs, ``max_iter=1000``) on the training
+    votes, report accuracy in % on both sets."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(max_iter=1000, random_state=seed)
+    clf.fit(train_x, train_y)
+    return {"train_accuracy": 100.0 * float(clf.score(train_x, train_y)),
+            "eval_accuracy": 100.0 * float(clf.score(eval_x, eval_y))}
+
+
+def beta_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 64,
+                    num_train: int = 10000, num_eval: int = 5000,
+                    generator: torch.Generator | None = None) -> dict[str, Any]:
+    """The beta-VAE disentanglement metric (Higgins et al., ICLR 2017, section 3 and
+    appendix A.4; https://openreview.net/forum?id=Sy2fzU9gl).
+
+    Protocol:
+      1. Draw a factor k uniformly from the factors.
+      2. Draw L = ``batch_size`` (64) pairs of factor vectors sharing factor k's value
+         (every other factor independent), render them, and encode them with the
+         representation (for a VAE the posterior mean).
+      3. The vote's feature is the mean over the L pairs of |z1 - z2|; its label is k.
+      4. Repeat for ``num_train`` (10,000) training votes and ``num_eval`` (5,000)
+         evaluation votes; no evaluation pair equals a training pair (redrawn if so).
+      5. Train a linear classifier (logistic regression, see :func:`score_beta_vae`) on
+         the training votes; the score is its accuracy on the evaluation votes, in %.
+
+    Chance is 100 / n_factors % (20 % on dSprites without colour). The paper used a
+    linear classifier trained with Adagrad; logistic regression is disentanglement_lib's
+    choice (a stated deviation).
+
+    Returns:
+        ``eval_accuracy`` and ``train_accuracy`` (%), plus the protocol parameters.
+    """
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    tx, ty, tkeys = higgins_votes(ground_truth, represent, num_train, batch_size, generator)
+    ex, ey, _ = higgins_votes(ground_truth, represent, num_eval, batch_size, generator,
+                              exclude=np.unique(tkeys))
+    out: dict[str, Any] = score_beta_vae(tx, ty, ex, ey)
+    out.update(batch_size=batch_size, num_train=num_train, num_eval=num_eval)
+    return out
+
+
+# ------------------------------------------------------------------- Kim & Mnih 2018
+
+
+def factor_vae_votes(ground_truth, represent: Represent, n_votes: int, batch_size: int,
+                     scale: np.ndarray, active: np.ndarray, generator: torch.Generator
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Sampler of the FactorVAE metric: ``(argmin dimension, fixed factor)`` per vote.
+
+    For each vote: draw a factor k uniformly and one value of it; draw ``batch_size``
+    factor vectors with that value; divide their codes by ``scale`` (the global standard
+    deviation per dimension) and take the active dimension of least variance.
+
+    Returns:
+        dims ``(n_votes,)`` (indices into the full code) and labels ``(n_votes,)``.
+    """
+    sizes = ground_truth.factor_sizes
+    k = torch.randint(len(sizes), (n_votes,), generator=generator)
+    f = ground_truth.sample_factors(n_votes * batch_size, generator).view(n_votes, batch_size, -1)
+    fixed = ground_truth.sample_factors(n_votes, generator)  # one value per vote
+    same = torch.nn.functional.one_hot(k, len(sizes)).bool()[:, None, :]
+    f = torch.where(same, fixed[:, None, :], f)
+    z = encode_factors(ground_truth, represent, f.reshape(-1, len(sizes)), generator)
+    z = z.reshape(n_votes, batch_size, -1) / scale  # (n, L, latent_dim)
+    var = z.var(axis=1, ddof=1)[:, active]  # (n, active dims)
+    dims = np.flatnonzero(active)[var.argmin(1)]
+    return dims, k.numpy()
+
+
+def score_factor_vae(train_dims: np.ndarray, train_y: np.ndarray, eval_dims: np.ndarray,
+                     eval_y: np.ndarray, latent_dim: int, n_factors: int) -> dict[str, float]:
+    """Scorer of the FactorVAE metric: the majority-vote classifier (each dimension
+    predicts the factor it was most often the argmin for, ties to the lower factor),
+    accuracy in % on the training and evaluation votes."""
+    counts = np.zeros((latent_dim, n_factors), np.int64)
+    np.add.at(counts, (train_dims, train_y), 1)
+    predict = counts.argmax(1)  # (latent_dim,)
+    return {"train_accuracy": 100.0 * float(np.mean(predict[train_dims] == train_y)),
+            "eval_accuracy": 100.0 * float(np.mean(predict[eval_dims] == eval_y))}
+
+
+def factor_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 64,
+                      num_train: int = 10000, num_eval: int = 5000,
+                      num_variance_estimate: int = 10000, prune_threshold: float = 0.05,
+                      generator: torch.Generator | None = None) -> dict[str, Any]:
+    """The FactorVAE disentanglement metric (Kim & Mnih, ICML 2018, section 4;
+    https://arxiv.org/abs/1802.05983).
+
+    Protocol:
+      1. Estimate each dimension's standard deviation s_d over ``num_variance_estimate``
+         (10,000) random observations; dimensions with s_d < ``prune_threshold`` (0.05)
+         are collapsed and excluded (they would win every argmin).
+      2. For each vote: draw a factor k uniformly and fix it to a random value; draw
+         L = ``batch_size`` (64) observations with it, encode them, divide by s_d, and
+         take the active dimension d with the smallest empirical variance. Vote: (d, k).
+      3. ``num_train`` (10,000) training and ``num_eval`` (5,000) evaluation votes.
+      4. The majority-vote classifier (:func:`score_factor_vae`); the score is its
+         accuracy on the evaluation votes, in %. (Kim & Mnih report the accuracy on
+         their votes; the train/eval split is disentanglement_lib's.)
+
+    Chance is about 100 / n_factors %. If every dimension is collapsed the score is 0.
+
+    Returns:
+        ``eval_accuracy``, ``train_accuracy`` (%), ``active_dims`` and the parameters.
+    """
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    n_factors = len(ground_truth.factor_sizes)
+    factors = ground_truth.sample_factors(num_variance_estimate, generator)
+    z = encode_factors(ground_truth, represent, factors, generator)
+    scale = z.std(axis=0, ddof=1)
+    active = scale >= prune_threshold
+    params = dict(batch_size=batch_size, num_train=num_train, num_eval=num_eval,
+                  prune_threshold=prune_threshold, active_dims=int(active.sum()))
+    if not active.any():
+        return {"train_accuracy": 0.0, "eval_accuracy": 0.0, **params}
+    safe = np.where(active, scale, 1.0)  # never divides by a collapsed dimension's ~0
+    td, ty = factor_vae_votes(ground_truth, represent, num_train, batch_size, safe, active,
+                              generator)
+    ed, ey = factor_vae_votes(ground_truth, represent, num_eval, batch_size, safe, active,
+                              generator)
+    return {**score_factor_vae(td, ty, ed, ey, z.shape[1], n_factors), **params}
+
+
+# ---------------------------------------------------------------- Chen et al. 2018
+
+
+def discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
+    """Each column into ``num_bins`` equal-width bins over its own range: ``(N, D)`` int.
+    A constant column falls into a single bin."""
+    out = np.empty(codes.shape, np.int64)
+    for d in range(codes.shape[1]):
+        edges = np.histogram_bin_edges(codes[:, d], num_bins)
+        out[:, d] = np.digitize(codes[:, d], edges[1:-1])
+    return out
+
+
+def score_mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> dict[str, Any]:
+    """Scorer of MIG on arrays.
+
+    Args:
+        codes: ``(N, latent_dim)`` representations.
+        factors: ``(N, n_factors)`` integer classes.
+        num_bins: histogram bins per code dimension.
+
+    Returns:
+        ``mig`` (mean over factors of the normalised gap), ``mig_per_factor`` (list, None
+        for a factor with one value) and ``mutual_info`` ``(latent_dim, n_factors)`` nats.
+    """
+    from sklearn.metrics import mutual_info_score
+
+    assert codes.shape[0] == factors.shape[0], "codes and factors must share the first axis"
+    binned = discretize(codes, num_bins)
+    n_dims, n_factors = codes.shape[1], factors.shape[1]
+    mi = np.array([[mutual_info_score(factors[:, k], binned[:, d]) for k in range(n_factors)]
+                   for d in range(n_dims)])  # (latent_dim, n_factors)
+    gaps: list[float | None] = []
+    for k in range(n_factors):
+        entropy = mutual_info_score(factors[:, k], factors[:, k])
+        if entropy <= 0:
+            gaps.append(None)
+            continue
+        top = np.sort(mi[:, k])[::-1]
+        second = top[1] if n_dims > 1 else 0.0
+        gaps.append(float((top[0] - second) / entropy))
+    valid = [g for g in gaps if g is not None]
+    return {"mig": float(np.mean(valid)) if valid else 0.0, "mig_per_factor": gaps,
+            "mutual_info": mi.tolist()}
+
+
+def mig(ground_truth, represent: Represent, *, num_points: int = 10000, num_bins: int = 20,
+        generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Mutual Information Gap (Chen et al., "Isolating Sources of Disentanglement in
+    VAEs", NeurIPS 2018, section 4; https://arxiv.org/abs/1802.04942).
+
+    Protocol:
+      1. Draw ``num_points`` (10,000) factor vectors uniformly, render and encode them.
+      2. Discretise every code dimension into ``num_bins`` (20) equal-width bins.
+      3. I(z_d; v_k) for every dimension d and factor k (plug-in estimate, nats), and the
+         factor entropies H(v_k) (also plug-in).
+      4. MIG = mean over k of (largest - second largest I(z_d; v_k) over d) / H(v_k).
+
+    Deviation: Chen et al. estimate I(z_d; v_k) from q(z|x) by sampling; the 20-bin
+    histogram of the mean is disentanglement_lib's estimator. With 20 bins a factor of
+    more than 20 values cannot reach a gap of 1 (orientation: at most log 20 / log 40 =
+    0.81), so a perfect representation of dSprites scores about 0.9, not 1.
+
+    Returns:
+        ``mig``, ``mig_per_factor``, ``mutual_info`` and the parameters.
+    """
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    factors = ground_truth.sample_factors(num_points, generator)
+    codes = encode_factors(ground_truth, represent, factors, generator)
+    out = score_mig(codes, factors.numpy(), num_bins)
+    out.update(num_points=num_points, num_bins=num_bins)
+    return out

@@ -1,0 +1,294 @@
+"""Stick-breaking VAE (Nalisnick & Smyth, "Stick-Breaking Variational Autoencoders", ICLR 2017).
+
+Latent: a stick-breaking process truncated at K weights. Prior (paper, section 3):
+
+    v_k ~ Beta(1, alpha0),  k = 1..K-1
+    pi_k = v_k prod_{j<k} (1 - v_j),   pi_K = prod_{j<K} (1 - v_j)
+
+so the last weight takes what is left of the stick and sum_k pi_k = 1 exactly. The
+posterior is q(v_k | x) = Kumaraswamy(a_k(x), b_k(x)), density a b v^(a-1) (1 - v^a)^(b-1),
+sampled by inverting its CDF, v = (1 - u^(1/b))^(1/a) with u ~ U(0, 1); the decoder
+p(x | pi) reads the K weights pi.
+
+Loss (the negative ELBO with one posterior sample, nats per example):
+
+    loss = rec + kl,  rec = -log p(x | pi(v)),  v ~ q(v | x)
+                      kl  = sum_k KL(Kumaraswamy(a_k, b_k) || Beta(1, alpha0))
+
+with the paper's closed-form KL (:func:`kumaraswamy_beta_kl`).
+
+Numerics (why no NaN can appear):
+  * a, b = min_param + softplus(raw), clamped at max_param: a, b in [0.01, 50] by default.
+    Below 0.01 the 1/a, 1/b factors of the KL reach 100 and beyond; above 50 the truncated
+    series of the KL (50 terms + remainder) loses accuracy (< 0.4 % error of E[log(1-v)]
+    at a = 30, about 1 % at 50; see :func:`kumaraswamy_expected_log1m`).
+  * u is clamped to [1e-6, 1 - 1e-6], and the sample is computed in log space from
+    s = log(1 - v^a) = log(u) / b: log v and log(1 - v) are both finite even when v rounds
+    to 0 or 1 in float32, and the stick weights are exp of sums of logs, never products of
+    tiny numbers (:func:`kumaraswamy_log_sample`, :func:`stick_breaking_log`).
+  * every ``torch.where`` clamps the input of the branch it does not use, so no inf
+    reaches a gradient through the unused branch.
+
+Paper settings for MNIST: K = 50, alpha0 = 5, one hidden layer of 500 units (ReLU in the
+authors' code, enalisnick/stick-breaking_dgms); Frey Face: K = 25, alpha0 = 1, 200 units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .base import LatentVariableModel, Loss
+from .likelihoods import make_likelihood
+from .nets import ACTIVATIONS, Unflatten, flat_dim, mlp
+
+LN2 = math.log(2.0)
+U_EPS = 1e-6  # u ~ U(U_EPS, 1 - U_EPS): the tails cut off hold 2e-6 of the mass
+
+
+@dataclass
+class SBVAEConfig:
+    model_name: ClassVar[str] = "sbvae"
+
+    truncation: int = 50  # K stick weights (K - 1 Kumaraswamy sticks): 50 MNIST, 25 Frey
+    alpha0: float = 5.0  # prior v_k ~ Beta(1, alpha0): 5 MNIST, 1 Frey Face
+    hidden: int = 500  # one hidden layer: 500 units for MNIST, 200 for Frey Face
+    activation: str = "relu"  # the authors' code: ReLU
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    init_std: float = 0.0  # 0: PyTorch's default init; > 0: weights ~ N(0, init_std^2)
+    min_log_var: float = -9.0  # Gaussian decoder only: floor of the pixel log-variance
+    min_param: float = 0.01  # lower bound of the Kumaraswamy a, b (softplus + min_param)
+    max_param: float = 50.0  # upper bound (clamp); the KL series is accurate below it
+    kl_terms: int = 50  # terms of the KL's series before the remainder (authors' code: 10)
+
+    def validate(self) -> None:
+        if self.truncation < 2:
+            raise ConfigError(f"model.truncation = {self.truncation} must be >= 2 "
+                              "(K stick weights need K - 1 >= 1 sticks).")
+        if self.alpha0 <= 0:
+            raise ConfigError(f"model.alpha0 = {self.alpha0} must be > 0 (paper: 5 for MNIST).")
+        if self.hidden < 1:
+            raise ConfigError(f"model.hidden = {self.hidden} must be >= 1.")
+        if self.init_std < 0:
+            raise ConfigError(f"model.init_std = {self.init_std} must be >= 0.")
+        if not 0 < self.min_param < self.max_param:
+            raise ConfigError(f"model.min_param = {self.min_param} and model.max_param = "
+                              f"{self.max_param} must satisfy 0 < min_param < max_param "
+                              "(defaults 0.01 and 50).")
+        if self.kl_terms < 1:
+            raise ConfigError(f"model.kl_terms = {self.kl_terms} must be >= 1 (default 50).")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"model.activation = {self.activation!r} is not valid; "
+                              f"choices: {', '.join(sorted(ACTIVATIONS))}.")
+
+
+class StickBreakingVAE(LatentVariableModel):
+    """Stick-breaking VAE with Kumaraswamy posteriors and MLP encoder/decoder.
+
+    ``latent_dim`` is K (the decoder's input, the weights pi); the encoder outputs 2 (K - 1)
+    numbers, the raw a and b of the K - 1 sticks.
+    """
+
+    Config = SBVAEConfig
+    #: ``features`` are stick weights (the ``sticks`` figure applies).
+    stick_breaking: ClassVar[bool] = True
+
+    def __init__(self, config: SBVAEConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config, image_shape)
+        self.latent_dim = config.truncation
+        self.lik = make_likelihood(config.likelihood, config.min_log_var)
+        d, h, k = flat_dim(self.image_shape), config.hidden, config.truncation
+        std = config.init_std or None
+        self.encoder = mlp([d, h, 2 * (k - 1)], config.activation, init_std=std)
+        out_shape = (self.lik.n_params * self.image_shape[0], *self.image_shape[1:])
+        self.decoder = torch.nn.Sequential(
+            mlp([k, h, self.lik.n_params * d], config.activation, init_std=std),
+            Unflatten(out_shape),
+        )
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, C, H, W) -> (a, b)``, each ``(B, K - 1)`` in [min_param, max_param]."""
+        raw_a, raw_b = self.encoder(x.flatten(1)).chunk(2, dim=-1)
+        lo, hi = self.config.min_param, self.config.max_param
+        return (lo + F.softplus(raw_a)).clamp(max=hi), (lo + F.softplus(raw_b)).clamp(max=hi)
+
+    def decode(self, pi: torch.Tensor) -> torch.Tensor:
+        """``(..., K) -> (..., n_params*C, H, W)`` decoder parameters (logits)."""
+        return self.decoder(pi)
+
+    def _noise(self, shape: tuple[int, ...], like: torch.Tensor, generator=None) -> torch.Tensor:
+        u = torch.rand(shape, generator=generator, dtype=like.dtype)
+        return u.to(like.device).clamp(U_EPS, 1.0 - U_EPS)
+
+    def loss(self, x: torch.Tensor) -> Loss:
+        a, b = self.encode(x)
+        log_v, log_1mv, _ = kumaraswamy_log_sample(a, b, self._noise(a.shape, a))
+        pi = stick_breaking_log(log_v, log_1mv).exp()  # (B, K)
+        rec = -self.lik.log_prob(self.decode(pi), x).mean()
+        kl = kumaraswamy_beta_kl(a, b, 1.0, self.config.alpha0, self.config.kl_terms)
+        kl = kl.sum(-1).mean()
+        return Loss(total=rec + kl, terms={"rec": rec, "kl": kl})
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Expected stick weights E_q[pi] ``(B, K)`` (sticks are independent under q)."""
+        a, b = self.encode(x)
+        log_mean = kumaraswamy_log_mean(a, b)
+        return stick_breaking_log(log_mean, log1mexp(log_mean)).exp()
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lik.mean(self.decode(self.features(x)))
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` weight vectors pi ``(n, K)`` with v_k ~ Beta(1, alpha0): v = 1 - u^(1/alpha0)."""
+        p = next(self.parameters())
+        u = self._noise((n, self.latent_dim - 1), p, generator)
+        log_1mv = torch.log(u) / self.config.alpha0
+        return stick_breaking_log(log1mexp(log_1mv), log_1mv).exp()
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.lik.mean(self.decode(self.sample_prior(n, generator)))
+
+    def log_importance_weights(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """log p(x | pi(v)) + log p(v) - log q(v | x), ``(n_samples, B)`` nats.
+
+        Densities are those of the K - 1 sticks v (Kumaraswamy proposal, Beta(1, alpha0)
+        prior), not of pi. This is the same weight as in pi-space: v -> pi is a bijection
+        from (0, 1)^(K-1) to the interior of the simplex, so q(pi) = q(v) |dv/dpi| and
+        p(pi) = p(v) |dv/dpi| with the same Jacobian, which cancels in p(pi) / q(pi).
+        """
+        a, b = self.encode(x)  # (B, K-1) each, once
+        u = self._noise((n_samples, *a.shape), a)
+        log_v, log_1mv, log_1mva = kumaraswamy_log_sample(a, b, u)  # (S, B, K-1)
+        pi = stick_breaking_log(log_v, log_1mv).exp()  # (S, B, K)
+        log_px = self.lik.log_prob(self.decode(pi), x)  # (S, B)
+        alpha0 = torch.tensor(self.config.alpha0, dtype=a.dtype)
+        log_pv = beta_log_prob(log_v, log_1mv, torch.ones_like(alpha0), alpha0).sum(-1)
+        log_qv = kumaraswamy_log_prob(log_v, a, b, log_1mva).sum(-1)
+        return log_px + log_pv - log_qv
+
+
+# -- pure functions: shapes broadcast; every output is in nats ---------------------------
+
+
+def log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x <= 0, accurate at both ends (Maechler 2012). Same shape as x."""
+    near0 = torch.log(-torch.expm1(x.clamp(min=-LN2)))
+    far = torch.log1p(-torch.exp(x.clamp(max=-LN2)))
+    return torch.where(x > -LN2, near0, far)
+
+
+def _log_neg_log1mexp(s: torch.Tensor) -> torch.Tensor:
+    """log(-log(1 - exp(s))) for s < 0; for s < -20 it is s + exp(s)/2 to float precision."""
+    mid = torch.log(-log1mexp(s.clamp(min=-20.0)))
+    return torch.where(s < -20.0, s + 0.5 * torch.exp(s.clamp(max=-20.0)), mid)
+
+
+def kumaraswamy_log_sample(a: torch.Tensor, b: torch.Tensor, u: torch.Tensor,
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reparameterised Kumaraswamy sample v = (1 - u^(1/b))^(1/a), in log space.
+
+    Args:
+        a, b: ``(..., n)`` parameters > 0; u: uniform noise in (0, 1) broadcastable to them
+            (e.g. ``(S, B, n)`` against ``(B, n)``).
+
+    Returns:
+        ``(log v, log(1 - v), log(1 - v^a))``, each of the broadcast shape. With
+        s = log(1 - v^a) = log(u) / b and r = -log v = -log(1 - e^s) / a, log(1 - v) =
+        log(1 - e^-r) is computed from log r when r is tiny, so v = 1 in float32 still
+        gives a finite log(1 - v).
+    """
+    s = torch.log(u) / b
+    log_r = _log_neg_log1mexp(s) - torch.log(a)
+    r = torch.exp(log_r)
+    small = r < 1e-3  # log(1 - e^-r) = log r - r/2 + O(r^2)
+    log_1mv = torch.where(small, log_r - 0.5 * r, log1mexp(-r.clamp(min=1e-3)))
+    return -r, log_1mv, s
+
+
+def kumaraswamy_log_prob(log_v: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                         log_1m_va: torch.Tensor | None = None) -> torch.Tensor:
+    """log Kumaraswamy(v; a, b) = log a + log b + (a-1) log v + (b-1) log(1 - v^a).
+
+    Args:
+        log_v, a, b: broadcastable ``(...)``; log_1m_va: log(1 - v^a) if known (from
+            :func:`kumaraswamy_log_sample`), else computed from log_v.
+
+    Returns:
+        ``(...)``, elementwise (sum over sticks yourself).
+    """
+    if log_1m_va is None:
+        log_1m_va = log1mexp(a * log_v)
+    return torch.log(a) + torch.log(b) + (a - 1) * log_v + (b - 1) * log_1m_va
+
+
+def beta_log_prob(log_v: torch.Tensor, log_1mv: torch.Tensor, alpha: torch.Tensor,
+                  beta: torch.Tensor) -> torch.Tensor:
+    """log Beta(v; alpha, beta) from log v and log(1 - v), elementwise ``(...)``."""
+    return ((alpha - 1) * log_v + (beta - 1) * log_1mv
+            - (torch.lgamma(alpha) + torch.lgamma(beta) - torch.lgamma(alpha + beta)))
+
+
+def kumaraswamy_log_mean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """log E[v] = log(b B(1 + 1/a, b)) for v ~ Kumaraswamy(a, b), elementwise ``(...)``."""
+    c = 1.0 + 1.0 / a
+    return torch.log(b) + torch.lgamma(c) + torch.lgamma(b) - torch.lgamma(c + b)
+
+
+def kumaraswamy_expected_log1m(a: torch.Tensor, b: torch.Tensor, terms: int = 50,
+                               ) -> torch.Tensor:
+    """E[log(1 - v)] for v ~ Kumaraswamy(a, b), elementwise ``(...)``.
+
+    The paper's series (log(1 - v) = -sum_m v^m / m and E[v^m] = b B(1 + m/a, b)):
+
+        E[log(1 - v)] = -b sum_{m >= 1} B(m/a, b) / (m + ab)
+
+    summed for m = 1..``terms`` plus an estimate of the remainder. The authors' code stops
+    at 10 terms with no remainder, which is off by more than 90 % for b < 0.5 (the terms
+    decay like m^-(b+1)). Here B(m/a, b) ~ Gamma(b) (m/a + (b-1)/2)^-b, so the remainder is
+    Gamma(b) a^b zeta(b + 1, M + 1 + ab/2) (Hurwitz zeta), taken to three Euler-Maclaurin
+    terms. Against 200,000 terms, 50 terms + remainder are within 0.01 % for a <= 10 and
+    0.4 % for a <= 30, over b in [0.01, 100]; the series needs more terms as a grows.
+    """
+    m = torch.arange(1, terms + 1, dtype=a.dtype, device=a.device)
+    a_, b_ = a.unsqueeze(-1), b.unsqueeze(-1)  # (..., 1) against m (terms,)
+    log_beta = torch.lgamma(m / a_) + torch.lgamma(b_) - torch.lgamma(m / a_ + b_)
+    head = (torch.exp(log_beta) / (m + a_ * b_)).sum(-1)
+    q = terms + 1.0 + 0.5 * a * b
+    zeta = q / b + 0.5 + (b + 1.0) / (12.0 * q)  # zeta(b+1, q) * q^(b+1)
+    tail = torch.exp(torch.lgamma(b) + b * torch.log(a) - (b + 1.0) * torch.log(q)) * zeta
+    return -b * (head + tail)
+
+
+def kumaraswamy_beta_kl(a: torch.Tensor, b: torch.Tensor, alpha: float, beta: float,
+                        terms: int = 50) -> torch.Tensor:
+    """KL(Kumaraswamy(a, b) || Beta(alpha, beta)) in nats, elementwise ``(...)``.
+
+    The paper's closed form (also in the authors' code, ``calc_kl_divergence``):
+
+        KL = (a - alpha)/a (-gamma - psi(b) - 1/b) + log(ab) + log B(alpha, beta)
+             - (b - 1)/b - (beta - 1) E_q[log(1 - v)]
+
+    with gamma Euler's constant, psi the digamma function (exact, ``torch.digamma``; the
+    authors' code uses a three-term expansion) and E_q[log(1 - v)] from
+    :func:`kumaraswamy_expected_log1m` with ``terms`` terms plus the remainder.
+    """
+    euler = 0.5772156649015329
+    log_b_prior = math.lgamma(alpha) + math.lgamma(beta) - math.lgamma(alpha + beta)
+    return ((a - alpha) / a * (-euler - torch.digamma(b) - 1.0 / b)
+            + torch.log(a * b) + log_b_prior - (b - 1.0) / b
+            - (beta - 1.0) * kumaraswamy_expected_log1m(a, b, terms))
+
+
+def stick_breaking_log(log_v: torch.Tensor, log_1mv: torch.Tensor) -> torch.Tensor:
+    """log pi from the sticks: ``(..., K-1)`` log v and log(1 - v) -> ``(..., K)`` log pi.
+
+    log pi_k = log v_k + sum_{j<k} log(1 - v_j) for k < K; log pi_K = sum_{j<K} log(1 - v_j).
+    """
+    cum = torch.cumsum(log_1mv, dim=-1)  # (..., K-1): log of the stick left after k
+    before = torch.cat([torch.zeros_like(cum[..., :1]), cum[..., :-1]], dim=-1)
+    return torch.cat([log_v + before, cum[..., -1:]], dim=-1)
