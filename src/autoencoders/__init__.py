@@ -9,9 +9,12 @@ Example:
 
 __version__ = "0.1.0"
 
+from . import data as datasets  # noqa: E402
+from . import models  # noqa: E402
 from .config import ExperimentConfig, list_experiments, load_experiment  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .pipeline import evaluate, plot, reproduce  # noqa: E402
+from .pretrained import pretrained, pretrained_names  # noqa: E402
 from .registry import MODELS, register_model  # noqa: E402
 from .runs import Run  # noqa: E402
 from .train import train  # noqa: E402
@@ -23,6 +26,7 @@ def load_run(path) -> Run:
 
 
 __all__ = [
-    "ExperimentConfig", "MODELS", "Run", "UserError", "evaluate", "list_experiments",
-    "load_experiment", "load_run", "plot", "register_model", "reproduce", "train",
+    "ExperimentConfig", "MODELS", "Run", "UserError", "datasets", "evaluate",
+    "list_experiments", "load_experiment", "load_run", "models", "plot", "pretrained",
+    "pretrained_names", "register_model", "reproduce", "train",
 ]

@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=text)
         sp.add_argument("run")
 
+    sp = sub.add_parser("export", help="save a run's model as a small pretrained file")
+    sp.add_argument("run")
+    sp.add_argument("name", help="name for ae.pretrained(NAME)")
+    sp.add_argument("--out-dir", default=None, help="default: the package's pretrained/")
+
     sp = sub.add_parser("data", help="list or download datasets")
     dsub = sp.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
     dl = dsub.add_parser("list", help="datasets, their files, and whether they are present")
@@ -172,6 +177,12 @@ def _dispatch(args, command: str) -> int:
         run = Run.load(args.run)
         run.log_command(command)
         print(write_report(run, command=""))
+        return 0
+    if args.cmd == "export":
+        from .pretrained import export
+        from .runs import Run
+
+        print(export(Run.load(args.run), args.name, args.out_dir))
         return 0
     raise AssertionError(args.cmd)  # argparse only lets known commands through
 

@@ -44,6 +44,9 @@ class DataConfig:
     valid_size: int = 10000  # carved from the official train split with split_seed
     test_size: int = 0  # only for datasets without an official test split (Frey Face)
     train_size: int = 0  # use only the first N training examples (0: all); for quick runs
+    # datasets too large to hold or drawn by code (dsprites, dsprites-generated, celeba):
+    # images taken, with the dataset's fixed seed, before valid/test are carved (0: all)
+    size: int = 0
     split_seed: int = 0  # seed of the train/valid permutation
     # "dynamic": train resampled every batch, valid/test binarised once with a fixed seed
     binarize: Literal["none", "static", "dynamic"] = "none"
@@ -56,6 +59,7 @@ class DataConfig:
         _check(self.valid_size >= 0, "data.valid_size", self.valid_size, "an integer >= 0")
         _check(self.test_size >= 0, "data.test_size", self.test_size, "an integer >= 0")
         _check(self.train_size >= 0, "data.train_size", self.train_size, "an integer >= 0")
+        _check(self.size >= 0, "data.size", self.size, "an integer >= 0 (0: all)")
 
 
 @dataclass
@@ -117,6 +121,14 @@ class EvalConfig:
     # the probe reports nothing. knn_raw_pixels also scores the raw-pixel baseline.
     knn_k: list[int] = field(default_factory=lambda: [3, 5, 10])
     knn_raw_pixels: bool = False
+    # disentanglement metrics (evaluation/disentanglement.py); defaults are the papers':
+    # L pairs (Higgins) / points (FactorVAE) per vote, train and eval votes, MIG points
+    votes_batch: int = 64
+    votes_train: int = 10000
+    votes_eval: int = 5000
+    mig_points: int = 10000
+    # disentanglement_baselines: which representations besides the model to score
+    baselines: list[str] = field(default_factory=lambda: ["pixels", "pca", "ica", "untrained"])
 
     def validate(self) -> None:
         _check(self.iw_samples >= 0, "eval.iw_samples", self.iw_samples,
@@ -133,6 +145,10 @@ class EvalConfig:
                "a list of integers >= 1 (e.g. [3, 5, 10])")
         _check(self.iw_batch >= 1, "eval.iw_batch", self.iw_batch, "an integer >= 1")
         _check(self.test_subset >= 0, "eval.test_subset", self.test_subset, "an integer >= 0")
+        for key in ("votes_batch", "votes_train", "votes_eval", "mig_points"):
+            _check(getattr(self, key) >= 2, f"eval.{key}", getattr(self, key), "an integer >= 2")
+        for name in self.baselines:
+            _check_choice("eval.baselines", name, ["pixels", "pca", "ica", "untrained"])
         from .evaluation import EVALUATORS
         from .plots import FIGURES
 

@@ -56,6 +56,11 @@ def save_image(array: np.ndarray, path: str | Path, scale: int = PNG_SCALE) -> P
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int, scale: int = PNG_SCALE) -> Path:
+    """Tile ``(N, C, H, W)`` images in [0, 1] with ``nrow`` per row and save a PNG.
+
+    Example:
+        >>> save_grid(torch.rand(16, 1, 28, 28), "grid.png", nrow=4)  # doctest: +SKIP
+    """
     return save_image(image_grid(images, nrow), path, scale)
 
 
@@ -267,6 +272,10 @@ FIGURES: dict[str, tuple[str, str]] = {
                "autoencoders.latent_plots:fig_sticks"),
     "codes_pca": ("first two principal components of the test codes, coloured by label",
                   "autoencoders.latent_plots:fig_codes_pca"),
+    "traversals": ("latent traversals over [-3, 3] from test images, rows sorted by KL",
+                   "autoencoders.traversal_plots:fig_traversals"),
+    "kl_per_dim": ("average KL of each latent dimension on the test split (alive latents)",
+                   "autoencoders.traversal_plots:fig_kl_per_dim"),
 }
 
 

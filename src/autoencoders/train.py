@@ -39,7 +39,7 @@ def load_split(config: ExperimentConfig, split: str, device: str = "cpu") -> Ima
     d = config.data
     data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
                test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
-               download=d.download)
+               download=d.download, size=d.size)
     if split == "train" and d.train_size:
         data.x = data.x[: d.train_size]
         data.y = data.y[: d.train_size] if data.y is not None else None

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from autoencoders.data.download import data_dirs, ensure, find
+from autoencoders.data.dsprites import DSpritesGenerated, DSpritesOfficial
 from autoencoders.data.frey import FreyFace, read_frey
 from autoencoders.data.mnist import MNIST, FashionMNIST, read_idx
 from autoencoders.data.variations import VARIATIONS
@@ -61,6 +62,9 @@ __all__ = [
 
 DATASETS: dict[str, type] = {"mnist": MNIST, "fashion-mnist": FashionMNIST, "frey": FreyFace,
                              **VARIATIONS}  # generated from MNIST (data/variations.py)
+# datasets with their own ``load`` (drawn by code, or too large to parse whole): ``get``
+# hands them the arguments, including ``size`` (images drawn before splitting; 0: all)
+DATASETS.update({"dsprites": DSpritesOfficial, "dsprites-generated": DSpritesGenerated})
 SPLITS = ("train", "valid", "test")
 BINARIZE = ("none", "static", "dynamic")
 STATIC_BINARIZE_SEED = 12345
@@ -104,6 +108,7 @@ def get(
     seed: int = 0,
     binarize: str = "none",
     download: bool = True,
+    size: int = 0,
 ) -> ImageData:
     """Load one split of a dataset (see the module docstring for splits and binarisation).
 
@@ -117,6 +122,8 @@ def get(
         seed: Seed of the train/valid permutation.
         binarize: ``"none"``, ``"static"`` or ``"dynamic"``.
         download: Whether absent files may be downloaded.
+        size: For datasets with their own ``load`` (dSprites, CelebA): how many images
+            to draw, with the dataset's fixed seed, before splitting (0: all).
 
     Returns:
         The split, ``x`` of shape ``(N, C, H, W)``.
@@ -132,6 +139,13 @@ def get(
     for arg, value in (("valid_size", valid_size), ("test_size", test_size), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{arg} must be a non-negative integer, got {value!r}.")
+    if hasattr(cls, "load"):
+        return cls.load(split, data_dir=data_dir, valid_size=valid_size, test_size=test_size,
+                        seed=seed, binarize=binarize, download=download, size=size)
+    if size:
+        custom = ", ".join(k for k, c in DATASETS.items() if hasattr(c, "load"))
+        raise ConfigError(f"size={size} applies only to {custom}; {name} has a fixed size. "
+                          "Set data.size = 0 (or use data.train_size to train on fewer).")
     key = _cache_key(ensure(cls.source, data_dir, download, _other_md5s(cls)))
     official = _official(cls, key)
     source_split, rows = _rows(cls, official, split, valid_size, test_size, seed)

@@ -62,10 +62,14 @@ NPZ_MD5 = "7da33b31b13a06f4b04a70402ce90c2e"
 # scale 1; a pixel is on when its centre lies inside the shape.
 CENTRE_OFFSET = 15.5  # pixel index of the sprite centre at pos = 0 ...
 CENTRE_SPAN = 32.0  # ... and how far it moves from pos = 0 to pos = 1
-SQUARE_HALF = 9.6  # half side
-ELLIPSE_AXES = (12.4, 7.4)  # semi-axes (horizontal, vertical at orientation 0)
-HEART = {"lobe_x": 4.8, "lobe_y": 3.0, "radius": 5.0, "tip": -9.5, "slope": 1.0}
-BIAS = (0.0, 0.0, 0.0)  # per shape: extra pixels of growth added to the outline
+SQUARE_HALF = 9.639  # half side
+ELLIPSE_AXES = (12.818, 7.301)  # semi-axes (horizontal, vertical at orientation 0)
+# heart: two discs (centres (+-lobe_x, lobe_y), radius) over a kite whose lower sides meet
+# at the tip with slope ``tip_slope`` (|u| = slope * (v - tip)) and whose upper sides meet
+# at ``top`` between the lobes (|u| = top_slope * (top - v))
+HEART = {"lobe_x": 4.692, "lobe_y": 4.179, "radius": 5.005, "tip": -8.717,
+         "tip_slope": 0.936, "top": 5.880, "top_slope": 1.717}
+BIAS = (-0.043, -0.075, -0.026)  # per shape: pixels added to the outline (< 0: shrink)
 
 
 def factor_values() -> list[np.ndarray]:
@@ -74,20 +78,23 @@ def factor_values() -> list[np.ndarray]:
             np.linspace(0.0, 1.0, 32), np.linspace(0.0, 1.0, 32)]
 
 
-def _shape_distance(shape: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Signed distance-like value, < 0 inside, of canonical point ``(u, v)`` (y up) for
-    each shape id; ``u, v`` are pixels divided by the scale. Shapes ``(N, H, W)``."""
-    square = torch.maximum(u.abs(), v.abs()) - SQUARE_HALF
-    a, b = ELLIPSE_AXES
-    r = torch.sqrt((u / a) ** 2 + (v / b) ** 2)
-    ellipse = (r - 1.0) * min(a, b)
+def _shape_distance(shape: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Signed distance-like value, < 0 inside, of canonical points ``(u, v)`` (y up) to
+    shape ``shape`` (0 square, 1 ellipse, 2 heart); ``u, v`` are pixels divided by the
+    scale, any shape."""
+    if shape == 0:
+        return torch.maximum(u.abs(), v.abs()) - SQUARE_HALF
+    if shape == 1:
+        a, b = ELLIPSE_AXES
+        r = torch.sqrt((u / a) ** 2 + (v / b) ** 2).clamp_min(1e-6)
+        grad = torch.sqrt((u / a**2) ** 2 + (v / b**2) ** 2) / r  # |grad r|
+        return (r - 1.0) / grad.clamp_min(1e-6)  # first-order distance to the outline
     h = HEART
     lobe = torch.sqrt((u.abs() - h["lobe_x"]) ** 2 + (v - h["lobe_y"]) ** 2) - h["radius"]
-    point = (u.abs() - (v - h["tip"]) * h["slope"]) / math.sqrt(1 + h["slope"] ** 2)
-    body = torch.maximum(torch.maximum(v - h["lobe_y"], point), h["tip"] - v)
-    heart = torch.minimum(lobe, body)
-    s = shape.view(-1, 1, 1)
-    return torch.where(s == 0, square, torch.where(s == 1, ellipse, heart))
+    s1, s2 = h["tip_slope"], h["top_slope"]
+    lower = (u.abs() - (v - h["tip"]) * s1) / math.sqrt(1 + s1**2)
+    upper = (u.abs() - (h["top"] - v) * s2) / math.sqrt(1 + s2**2)
+    return torch.minimum(lobe, torch.maximum(lower, upper))
 
 
 @torch.no_grad()
@@ -119,8 +126,13 @@ def render(factors: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
         cos, sin = torch.cos(theta), torch.sin(theta)
         u = (cos * dx + sin * dy) / scale  # (n, H, W): rotate by -theta
         v = (cos * dy - sin * dx) / scale
-        dist = _shape_distance(f[:, 0], u, v) * scale - bias[f[:, 0]].view(-1, 1, 1)
-        out[start:start + chunk] = (dist <= 0).to(torch.uint8)
+        block = torch.empty(u.shape, dtype=torch.uint8)
+        for shape in range(len(SHAPES)):  # each image gets only its own shape's test
+            m = f[:, 0] == shape
+            if bool(m.any()):
+                dist = _shape_distance(shape, u[m], v[m]) * scale[m] - bias[shape]
+                block[m] = (dist <= 0).to(torch.uint8)
+        out[start:start + chunk] = block
     return out
 
 
@@ -161,7 +173,7 @@ class DSprites:
         """Images of the given factor classes ``(N, 5)``: ``(N, 1, 64, 64)`` float32 in {0, 1}."""
         factors = torch.as_tensor(factors, dtype=torch.long)
         if self.images is None:
-            x = render(factors)
+            x = _render_cached(factors)
         else:
             x = torch.from_numpy(self.images[self.index_of(factors).numpy()])
         return x.unsqueeze(1).to(torch.float32)  # (N, 64, 64) -> (N, 1, 64, 64)
@@ -368,3 +380,58 @@ def _cached_render(key, factors: torch.Tensor) -> np.ndarray:
         images.flags.writeable = False
         _RENDER_CACHE[key] = images
     return _RENDER_CACHE[key]
+
+
+def fidelity(images: np.ndarray, factors: np.ndarray) -> dict:
+    """How closely :func:`render` matches real images of known factors.
+
+    Args:
+        images: ``(N, 64, 64)`` real images in {0, 1}.
+        factors: ``(N, 5)`` their official factor classes.
+
+    Returns:
+        ``iou`` ``(N,)`` (intersection over union of the on-pixels), ``exact`` ``(N,)``
+        bool (every pixel equal), and ``mean_iou`` / ``exact_rate`` over all images.
+    """
+    drawn = render(torch.from_numpy(np.asarray(factors))).numpy().astype(bool)
+    real = np.asarray(images).astype(bool)
+    inter = (drawn & real).sum((1, 2))
+    union = (drawn | real).sum((1, 2))
+    iou = inter / np.maximum(union, 1)
+    exact = (drawn == real).all((1, 2))
+    return {"iou": iou, "exact": exact, "mean_iou": float(iou.mean()),
+            "exact_rate": float(exact.mean())}
+
+
+def read_shared_subset(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A real dSprites subset from the shared data folder with its official factor classes
+    (from ``original_dataset_indices``, which both subsets carry): ``(N, 64, 64)``, ``(N, 5)``."""
+    imgs, _ = read_npz(path)
+    with np.load(path, allow_pickle=False) as z:
+        index = z["original_dataset_indices"]
+    return imgs, DSprites().factors_of(torch.from_numpy(index.astype(np.int64))).numpy()
+
+
+_BLOCKS: dict[str, np.ndarray] = {}  # md5 of a factor block -> its images, bit-packed
+_BLOCKS_MAX_BYTES = 256 * 2**20
+
+
+def _render_cached(factors: torch.Tensor) -> torch.Tensor:
+    """:func:`render` with a bounded in-process cache keyed by the factor values.
+
+    The metrics draw their votes from fixed seeds, so every model and baseline of a run
+    asks for the very same blocks of images; they are drawn once (stored bit-packed, at
+    most 256 MB, oldest dropped first). Pure: the images depend only on the factors.
+    """
+    import hashlib
+
+    key = hashlib.md5(factors.numpy().tobytes()).hexdigest()
+    if key in _BLOCKS:
+        bits = _BLOCKS[key]
+        flat = np.unpackbits(bits)[: len(factors) * IMAGE_SIZE * IMAGE_SIZE]
+        return torch.from_numpy(flat.reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
+    images = render(factors)
+    _BLOCKS[key] = np.packbits(images.numpy())
+    while sum(b.nbytes for b in _BLOCKS.values()) > _BLOCKS_MAX_BYTES:
+        _BLOCKS.pop(next(iter(_BLOCKS)))
+    return images

@@ -11,4 +11,12 @@ EVALUATORS: dict[str, str] = {
     "logreg": "autoencoders.evaluation.features:logreg_evaluator",
     # k-nearest neighbours of test codes among train codes, k in eval.knn_k: test/knn_error_k5
     "knn": "autoencoders.evaluation.features:knn_evaluator",
+    # dSprites ground-truth metrics on the posterior mean (eval.votes_*, eval.mig_points):
+    # test/beta_vae_metric, test/factor_vae_metric (accuracy %), test/mig
+    "beta_vae_metric": "autoencoders.evaluation.disentanglement:beta_vae_evaluator",
+    "factor_vae_metric": "autoencoders.evaluation.disentanglement:factor_vae_evaluator",
+    "mig": "autoencoders.evaluation.disentanglement:mig_evaluator",
+    # the three metrics for raw pixels, PCA, FastICA and an untrained copy of the model
+    # (eval.baselines): baseline/<name>/beta_vae_metric, ...
+    "disentanglement_baselines": "autoencoders.evaluation.disentanglement:baselines_evaluator",
 }

@@ -109,10 +109,16 @@ def higgins_votes(ground_truth, represent: Represent, n_votes: int, batch_size: 
             raise ValueError(f"Could not draw {n_votes} x {batch_size} pairs that avoid the "
                              f"{len(exclude)} excluded ones: the factor space "
                              f"{tuple(sizes)} is too small; draw fewer votes.")
-    z1 = encode_factors(ground_truth, represent, f1.reshape(-1, len(sizes)), generator)
-    z2 = encode_factors(ground_truth, represent, f2.reshape(-1, len(sizes)), generator)
-    diff = np.abs(z1 - z2).reshape(n_votes, batch_size, -1)  # (n, L, latent_dim)
-    return diff.mean(1), k.numpy(), keys
+    features = []
+    step = max(1, 4096 // batch_size)  # votes per block: only their codes are held
+    for i in range(0, n_votes, step):
+        z1 = encode_factors(ground_truth, represent, f1[i:i + step].reshape(-1, len(sizes)),
+                            generator)
+        z2 = encode_factors(ground_truth, represent, f2[i:i + step].reshape(-1, len(sizes)),
+                            generator)
+        diff = np.abs(z1 - z2).reshape(-1, batch_size, z1.shape[1])  # (votes, L, latent_dim)
+        features.append(diff.mean(1))
+    return np.concatenate(features), k.numpy(), keys
 
 
 def _pair_keys(ground_truth, f1, f2, n_images: int) -> np.ndarray:
@@ -189,11 +195,15 @@ def factor_vae_votes(ground_truth, represent: Represent, n_votes: int, batch_siz
     fixed = ground_truth.sample_factors(n_votes, generator)  # one value per vote
     same = torch.nn.functional.one_hot(k, len(sizes)).bool()[:, None, :]
     f = torch.where(same, fixed[:, None, :], f)
-    z = encode_factors(ground_truth, represent, f.reshape(-1, len(sizes)), generator)
-    z = z.reshape(n_votes, batch_size, -1) / scale  # (n, L, latent_dim)
-    var = z.var(axis=1, ddof=1)[:, active]  # (n, active dims)
-    dims = np.flatnonzero(active)[var.argmin(1)]
-    return dims, k.numpy()
+    dims = []
+    step = max(1, 4096 // batch_size)  # votes per block: only their codes are held
+    for i in range(0, n_votes, step):
+        z = encode_factors(ground_truth, represent, f[i:i + step].reshape(-1, len(sizes)),
+                           generator)
+        z = z.reshape(-1, batch_size, z.shape[1]) / scale  # (votes, L, latent_dim)
+        var = z.var(axis=1, ddof=1)[:, active]  # (votes, active dims)
+        dims.append(np.flatnonzero(active)[var.argmin(1)])
+    return np.concatenate(dims), k.numpy()
 
 
 def score_factor_vae(train_dims: np.ndarray, train_y: np.ndarray, eval_dims: np.ndarray,
@@ -322,3 +332,117 @@ def mig(ground_truth, represent: Represent, *, num_points: int = 10000, num_bins
     out = score_mig(codes, factors.numpy(), num_bins)
     out.update(num_points=num_points, num_bins=num_bins)
     return out
+
+
+# ------------------------------------------------------------------------- evaluators
+# ``fn(run, model) -> dict`` for ``eval.metrics`` (autoencoders.evaluation.EVALUATORS).
+# Every model of every run is scored on the same votes: the generator's seed is fixed.
+
+EVAL_SEED = 2017
+
+
+def _ground_truth(run):
+    from ..data import DATASETS
+    from ..errors import UserError
+
+    d = run.config.data
+    cls = DATASETS[d.name]
+    if not hasattr(cls, "ground_truth"):
+        with_factors = [k for k, c in DATASETS.items() if hasattr(c, "ground_truth")]
+        raise UserError(f"The disentanglement metrics need ground-truth factors, which "
+                        f"data.name = {d.name!r} does not have; use one of "
+                        f"{', '.join(with_factors)}.")
+    return cls.ground_truth(d.data_dir, d.download)
+
+
+def _all_metrics(run, represent: Represent, names=("beta_vae", "factor_vae", "mig")
+                 ) -> dict[str, float]:
+    e = run.config.eval
+    gt = _ground_truth(run)
+    votes = dict(batch_size=e.votes_batch, num_train=e.votes_train, num_eval=e.votes_eval)
+    out = {}
+    if "beta_vae" in names:
+        r = beta_vae_metric(gt, represent, generator=torch.Generator().manual_seed(EVAL_SEED),
+                            **votes)
+        out["beta_vae_metric"] = r["eval_accuracy"]
+        out["beta_vae_metric_train"] = r["train_accuracy"]
+    if "factor_vae" in names:
+        r = factor_vae_metric(gt, represent,
+                              generator=torch.Generator().manual_seed(EVAL_SEED), **votes)
+        out["factor_vae_metric"] = r["eval_accuracy"]
+        out["factor_vae_active_dims"] = r["active_dims"]
+    if "mig" in names:
+        r = mig(gt, represent, num_points=e.mig_points,
+                generator=torch.Generator().manual_seed(EVAL_SEED))
+        out["mig"] = r["mig"]
+    return out
+
+
+def beta_vae_evaluator(run, model) -> dict[str, float]:
+    """``test/beta_vae_metric`` (eval accuracy, %) and ``test/beta_vae_metric_train``."""
+    r = _all_metrics(run, representation(model), ("beta_vae",))
+    return {f"test/{k}": v for k, v in r.items()}
+
+
+def factor_vae_evaluator(run, model) -> dict[str, float]:
+    """``test/factor_vae_metric`` (eval accuracy, %) and ``test/factor_vae_active_dims``."""
+    r = _all_metrics(run, representation(model), ("factor_vae",))
+    return {f"test/{k}": v for k, v in r.items()}
+
+
+def mig_evaluator(run, model) -> dict[str, float]:
+    """``test/mig`` (0..1)."""
+    return {f"test/{k}": v for k, v in _all_metrics(run, representation(model),
+                                                     ("mig",)).items()}
+
+
+def baselines_evaluator(run, model) -> dict[str, float]:
+    """The three metrics for the baselines of Higgins et al.'s Table 1 (``eval.baselines``):
+
+    * ``pixels``: the raw pixels (4096 dimensions);
+    * ``pca`` / ``ica``: scikit-learn PCA / FastICA (``random_state=0``) with as many
+      components as the model has latents, fitted on 10,000 images drawn uniformly;
+    * ``untrained``: the model's architecture at its initial weights (``train.seed``).
+
+    Keys: ``baseline/<name>/beta_vae_metric``, ``.../factor_vae_metric``, ``.../mig``.
+    """
+    from ..registry import build_model
+
+    cfg = run.config
+    gt = _ground_truth(run)
+    n_comp = int(getattr(model, "latent_dim", 10))
+    fit_x = None
+    out: dict[str, float] = {}
+    for name in cfg.eval.baselines:
+        if name == "untrained":
+            with torch.random.fork_rng():
+                torch.manual_seed(cfg.train.seed)
+                fresh = build_model(cfg.model, gt.image_shape)
+            represent = representation(fresh)
+        elif name == "pixels":
+            def represent(x):
+                return x.flatten(1)
+        else:
+            if fit_x is None:
+                factors = gt.sample_factors(10000, torch.Generator().manual_seed(EVAL_SEED + 1))
+                fit_x = gt.sample_observations_from_factors(factors).flatten(1).numpy()
+            represent = _sklearn_represent(name, n_comp, fit_x)
+        for k, v in _all_metrics(run, represent).items():
+            if k in ("beta_vae_metric", "factor_vae_metric", "mig"):
+                out[f"baseline/{name}/{k}"] = v
+    return out
+
+
+def _sklearn_represent(name: str, n_components: int, fit_x: np.ndarray) -> Represent:
+    from sklearn.decomposition import PCA, FastICA
+
+    if name == "pca":
+        est = PCA(n_components=n_components, random_state=0)
+    else:
+        est = FastICA(n_components=n_components, random_state=0, max_iter=500)
+    est.fit(fit_x)
+
+    def represent(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(est.transform(x.flatten(1).numpy()))
+
+    return represent

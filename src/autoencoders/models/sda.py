@@ -45,6 +45,7 @@ class StackedDAEConfig:
     pretrain: bool = True  # false: stages() is only fine-tuning (the random-init baseline)
     pretrain_epochs: int = 10  # epochs of each pre-training stage
     pretrain_lr: float = 0.001  # learning rate of the pre-training stages
+    init_std: float = 0.0  # weights ~ N(0, init_std^2); 0: uniform +-4 sqrt(6/(fan_in+fan_out))
 
     def validate(self) -> None:
         if not self.hidden or min(self.hidden) < 1:
@@ -60,6 +61,8 @@ class StackedDAEConfig:
                               f"1..{len(self.hidden)} to pre-train.")
         if self.num_classes < 2:
             raise ConfigError(f"model.num_classes = {self.num_classes} must be >= 2.")
+        if self.init_std < 0:
+            raise ConfigError(f"model.init_std = {self.init_std} must be >= 0.")
         if self.pretrain_epochs < 1 or self.pretrain_lr <= 0:
             raise ConfigError(f"model.pretrain_epochs = {self.pretrain_epochs} must be >= 1 "
                               f"and model.pretrain_lr = {self.pretrain_lr} > 0.")
@@ -77,9 +80,12 @@ class StackedDAE(Autoencoder):
                                                                       strict=True))
         self.decoder_biases = nn.ParameterList(nn.Parameter(torch.zeros(a)) for a in sizes[:-1])
         self.classifier = nn.Linear(sizes[-1], config.num_classes)
-        for lin in [*self.layers, self.classifier]:  # sigmoid-unit range (Glorot & Bengio)
-            bound = 4.0 * math.sqrt(6.0 / (lin.in_features + lin.out_features))
-            nn.init.uniform_(lin.weight, -bound, bound)
+        for lin in [*self.layers, self.classifier]:
+            if config.init_std:
+                nn.init.normal_(lin.weight, 0.0, config.init_std)
+            else:  # the range for sigmoid units (Glorot & Bengio 2010)
+                bound = 4.0 * math.sqrt(6.0 / (lin.in_features + lin.out_features))
+                nn.init.uniform_(lin.weight, -bound, bound)
             nn.init.zeros_(lin.bias)
 
     @property

@@ -1,0 +1,138 @@
+"""Figures of what each latent does: latent traversals and the KL of every latent dimension.
+
+Higgins et al. (2017), Figures 1, 2 and 7: start from a seed image's posterior mean, move
+one latent over [-3, 3] with the others fixed, and decode; one row per latent, rows sorted
+by the latent's average KL(q(z_d|x) || p(z_d)) so that the informative ("alive") latents
+come first. Both figures are registered in :data:`autoencoders.plots.FIGURES`
+(``traversals``, ``kl_per_dim``) and work for any model with Gaussian ``encode`` ->
+``(mu, log_var)`` and ``lik.mean(decode(z))`` (VAE, BetaVAE).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models.likelihoods import gaussian_kl
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@torch.no_grad()
+def kl_per_dim(model, x: torch.Tensor, batch: int = 1000) -> np.ndarray:
+    """Average KL(q(z_d|x) || N(0, 1)) of each latent over ``x``: ``(latent_dim,)`` nats."""
+    was = model.training
+    model.eval()
+    total = None
+    for i in range(0, x.shape[0], batch):
+        mu, log_var = model.encode(x[i:i + batch])
+        per = gaussian_kl(mu.unsqueeze(-1), log_var.unsqueeze(-1)).sum(0)  # (latent_dim,)
+        total = per if total is None else total + per
+    model.train(was)
+    return (total / x.shape[0]).cpu().numpy()
+
+
+@torch.no_grad()
+def traversal_images(model, seeds: torch.Tensor, order: np.ndarray, n_steps: int = 10,
+                     limit: float = 3.0) -> torch.Tensor:
+    """Decoded traversals: ``(len(order), n_seeds, n_steps, C, H, W)``.
+
+    Row ``r`` moves latent ``order[r]`` over ``linspace(-limit, limit, n_steps)`` from
+    each seed's posterior mean, the other latents fixed.
+    """
+    was = model.training
+    model.eval()
+    mu, _ = model.encode(seeds)  # (S, Z)
+    values = torch.linspace(-limit, limit, n_steps)
+    rows = []
+    for d in order:
+        z = mu[:, None, :].repeat(1, n_steps, 1)  # (S, n_steps, Z)
+        z[:, :, int(d)] = values
+        rows.append(model.lik.mean(model.decode(z)))  # (S, n_steps, C, H, W)
+    model.train(was)
+    return torch.stack(rows).cpu()
+
+
+def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: str | Path,
+                    n_steps: int = 10, limit: float = 3.0, max_rows: int = 10) -> Path:
+    """One row per latent (sorted by KL, highest first, at most ``max_rows``), the seeds
+    side by side; each row is labelled with its latent index and KL in nats."""
+    from .plots import image_grid
+
+    kl = kl_per_dim(model, x_for_kl)
+    order = np.argsort(-kl)[:max_rows]
+    imgs = traversal_images(model, seeds, order, n_steps, limit)  # (R, S, T, C, H, W)
+    n_rows, n_seeds = imgs.shape[:2]
+    blank = torch.ones(n_rows, n_seeds, 1, *imgs.shape[3:])
+    tiles = torch.cat([imgs, blank], dim=2)  # a blank tile after each seed's steps
+    tiles = tiles.reshape(n_rows, -1, *imgs.shape[3:])[:, :-1]  # (R, S*(T+1)-1, C, H, W)
+    grid = image_grid(tiles.reshape(-1, *imgs.shape[3:]), nrow=tiles.shape[1])
+    plt = _pyplot()
+    h, w = grid.shape[:2]
+    fig, ax = plt.subplots(figsize=(min(16, 1.0 + w / 60), 0.6 + h / 60), dpi=110)
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    tile_h = imgs.shape[-2] + 1
+    ax.set_yticks([1 + tile_h * (r + 0.5) for r in range(n_rows)])
+    ax.set_yticklabels([f"z{int(d)}  KL {kl[d]:.2f}" for d in order], fontsize=7)
+    ax.set_xticks([])
+    ax.set_title(f"latent traversals over [-{limit:g}, {limit:g}], rows sorted by KL (nats)",
+                 fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_kl_per_dim(model, x: torch.Tensor, path: str | Path) -> Path:
+    """Bar chart of each latent's average KL on ``x`` (nats): which latents are alive."""
+    kl = kl_per_dim(model, x)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=110)
+    ax.bar(np.arange(len(kl)), kl, color="tab:blue")
+    ax.set_xticks(np.arange(len(kl)))
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("KL(q(z_d|x) || p(z_d)), nats")
+    ax.set_title(f"KL per latent on the test split (total {kl.sum():.2f} nats)", fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------- figure registry entries
+
+
+def _gaussian_latents(model) -> bool:
+    return hasattr(model, "lik") and hasattr(model, "latent_dim") and hasattr(model, "kl")
+
+
+def fig_traversals(run, model, path):
+    """Traversals from the first three test images (None for non-Gaussian-latent models)."""
+    if not _gaussian_latents(model):
+        return None
+    from .train import load_split
+
+    x = load_split(run.config, "test").x
+    return plot_traversals(model, x[:3], x[:2000], path)
+
+
+def fig_kl_per_dim(run, model, path):
+    if not _gaussian_latents(model):
+        return None
+    from .train import load_split
+
+    return plot_kl_per_dim(model, load_split(run.config, "test").x[:5000], path)
