@@ -33,6 +33,9 @@ LABELS = {
     "test/knn_error_raw_k3": "test error of 3-NN on raw pixels, %",
     "test/knn_error_raw_k5": "test error of 5-NN on raw pixels, %",
     "test/knn_error_raw_k10": "test error of 10-NN on raw pixels, %",
+    "test/beta_vae_metric": "beta-VAE metric (Higgins et al.), eval accuracy, %",
+    "test/factor_vae_metric": "FactorVAE metric (Kim & Mnih), eval accuracy, %",
+    "test/mig": "MIG (Chen et al.), 0-1",
 }
 
 
@@ -181,13 +184,41 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
     if any(ev.get("iw_samples") for _, ev, _ in evals):
         ks = sorted({ev.get("iw_samples") for _, ev, _ in evals if ev.get("iw_samples")})
         lines += ["", f"log p(x): importance sampling with K = {', '.join(map(str, ks))}."]
+    lines += _baselines_table(evals)
     lines += ["", "## Figures", ""]
     for f in sorted((parent.path / "figures").glob("*.png")):
         lines += [f"![{f.stem}](figures/{f.name})", ""]
+    for label, child in children:  # each run's latent traversals, when drawn
+        if (child.path / "figures" / "traversals.png").is_file():
+            lines += [f"**traversals, {label}**", "",
+                      f"![traversals {label}]({label}/figures/traversals.png)", ""]
     lines += _provenance(command, wall_seconds, parent)
     path = parent.path / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def _baselines_table(evals: list[tuple[str, dict, dict]]) -> list[str]:
+    """Rows for the ``baseline/<name>/<metric>`` numbers (disentanglement baselines):
+    pixels, PCA and ICA once (they do not depend on the run), the untrained network per
+    run."""
+    metrics = ("beta_vae_metric", "factor_vae_metric", "mig")
+    rows: dict[str, dict] = {}
+    for label, ev, _ in evals:
+        for key, value in ev.items():
+            if not key.startswith("baseline/"):
+                continue
+            _, name, metric = key.split("/", 2)
+            row = f"untrained network of {label}" if name == "untrained" else name
+            rows.setdefault(row, {})[metric] = value
+    if not rows:
+        return []
+    head = " | ".join(LABELS.get(f"test/{m}", m) for m in metrics)
+    out = ["", "Baselines (Higgins et al., Table 1), scored on the same votes:", "",
+           f"| representation | {head} |", "|---|" + "---|" * len(metrics)]
+    for row, values in rows.items():
+        out.append(f"| {row} | {' | '.join(_fmt(values.get(m)) for m in metrics)} |")
+    return out
 
 
 def _provenance(command: str, wall_seconds: float | None, run: Run) -> list[str]:

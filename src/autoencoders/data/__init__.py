@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from autoencoders.data.download import data_dirs, ensure, find
+from autoencoders.data.celeba import CelebA
 from autoencoders.data.dsprites import DSpritesGenerated, DSpritesOfficial
 from autoencoders.data.frey import FreyFace, read_frey
 from autoencoders.data.mnist import MNIST, FashionMNIST, read_idx
@@ -64,7 +65,8 @@ DATASETS: dict[str, type] = {"mnist": MNIST, "fashion-mnist": FashionMNIST, "fre
                              **VARIATIONS}  # generated from MNIST (data/variations.py)
 # datasets with their own ``load`` (drawn by code, or too large to parse whole): ``get``
 # hands them the arguments, including ``size`` (images drawn before splitting; 0: all)
-DATASETS.update({"dsprites": DSpritesOfficial, "dsprites-generated": DSpritesGenerated})
+DATASETS.update({"dsprites": DSpritesOfficial, "dsprites-generated": DSpritesGenerated,
+                 "celeba": CelebA})
 SPLITS = ("train", "valid", "test")
 BINARIZE = ("none", "static", "dynamic")
 STATIC_BINARIZE_SEED = 12345
@@ -170,10 +172,15 @@ def status(data_dir: str | Path | None = None) -> list[dict]:
     Returns:
         One row per (dataset, file): ``dataset``, ``file``, ``size_bytes`` (official size),
         ``present`` (a file of that name exists in a searched folder), ``path`` (the first
-        one found, or ``None``).
+        one found, or ``None``). Datasets generated from another's files (the MNIST
+        variations) add no rows of their own.
     """
     rows = []
+    seen = []
     for dataset, cls in DATASETS.items():
+        if any(cls.source is s for s in seen):
+            continue
+        seen.append(cls.source)
         for spec in cls.source.files:
             path = find(cls.source, spec, data_dir)
             rows.append(

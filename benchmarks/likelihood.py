@@ -1,0 +1,109 @@
+"""Importance-weighted log p(x) on MNIST test images: ours vs pythae's ``get_nll``.
+
+Both run on the same weights (a trained run's VAE, ported into a pythae ``VAE`` with the
+same 784-500-20 tanh layers; pythae's decoder ends in a sigmoid, ours in logits), with the
+same K. Prints seconds per image, the ratio, GFLOP/s, and the two mean log-likelihoods,
+which must agree within 0.1 nats (different random draws; the standard error is printed).
+
+    python benchmarks/likelihood.py RUN [--k 5000] [--n 200] [--n-pythae 50]
+
+RUN is a run folder of ``vae-mnist`` (e.g. from ``autoencoders reproduce vae-mnist``).
+pythae is slow (a Python loop over images), so it is timed on ``--n-pythae`` images; both
+numbers are per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from autoencoders.evaluation.likelihood import iw_log_likelihood
+from autoencoders.runs import Run
+from autoencoders.train import load_split
+
+
+def decoder_flops_per_row(model) -> float:
+    z, h = model.latent_dim, model.config.hidden
+    return 2 * (z * h + h * 784)
+
+
+def pythae_from_ours(model):
+    from pythae.models import VAE as PVAE
+    from pythae.models import VAEConfig as PVAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+
+    class Enc(BaseEncoder):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            mu, log_var = self.net(x.reshape(x.shape[0], -1)).chunk(2, dim=-1)
+            return ModelOutput(embedding=mu, log_covariance=log_var)
+
+    class Dec(BaseDecoder):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+
+    cfg = PVAEConfig(input_dim=(1, 28, 28), latent_dim=model.latent_dim,
+                     reconstruction_loss="bce")
+    return PVAE(cfg, encoder=Enc(model.encoder), decoder=Dec(model.decoder)).eval()
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run")
+    p.add_argument("--k", type=int, default=5000)
+    p.add_argument("--n", type=int, default=200, help="test images for ours")
+    p.add_argument("--n-pythae", type=int, default=50, help="test images for pythae")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    run = Run.load(args.run)
+    model = run.load_model()
+    x = load_split(run.config, "test").x
+    flops = decoder_flops_per_row(model) * args.k
+
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    ours = iw_log_likelihood(model, x[: args.n], n_samples=args.k)
+    t_ours = (time.perf_counter() - t0) / args.n
+    out = {"k": args.k, "ours_s_per_image": t_ours, "ours_gflops": flops / t_ours / 1e9,
+           "ours_mean": float(ours.mean())}
+    print(f"ours:   {t_ours * 1e3:8.1f} ms/image  {flops / t_ours / 1e9:6.0f} GFLOP/s  "
+          f"mean log p(x) over {args.n}: {ours.mean():.3f} ± {ours.std() / args.n**0.5:.3f}")
+    try:
+        pmodel = pythae_from_ours(model)
+    except ImportError:
+        print("pythae is not installed here: `make bench` runs this in .venv-bench with it.")
+        return out
+    m = args.n_pythae
+    torch.manual_seed(0)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        theirs = pmodel.get_nll(x[:m], n_samples=args.k, batch_size=args.k)
+        t_theirs = (time.perf_counter() - t0) / m
+    torch.manual_seed(1)
+    ours_m = iw_log_likelihood(model, x[:m], n_samples=args.k)
+    out.update(pythae_s_per_image=t_theirs, pythae_mean=float(theirs),
+               ours_mean_same_images=float(ours_m.mean()), speedup=t_theirs / t_ours)
+    print(f"pythae: {t_theirs * 1e3:8.1f} ms/image  {flops / t_theirs / 1e9:6.0f} GFLOP/s  "
+          f"mean log p(x) over {m}: {theirs:.3f} (ours on the same images: "
+          f"{ours_m.mean():.3f}; difference {abs(theirs - float(ours_m.mean())):.3f} nats)")
+    print(f"speed-up: {t_theirs / t_ours:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)

@@ -1,0 +1,197 @@
+"""CelebA (Liu et al. 2015), aligned and cropped faces, as 64 x 64 RGB for the beta-VAE.
+
+Layout searched, in each data folder ``D`` of :func:`autoencoders.data.data_dirs`:
+``D/celeba/`` then ``D/celeba_sample/`` (the 32-image sample in the shared data folder),
+holding ``list_attr_celeba.txt`` and the JPEGs either in ``img_align_celeba/`` or next to
+the attribute file; ``list_eval_partition.txt`` (0 train, 1 valid, 2 test) is used when
+present. The official download needs manual steps (Google Drive, an agreement), so a
+missing folder raises :class:`~autoencoders.errors.DataMissingError` with the placement
+instructions; nothing is downloaded.
+
+Preprocessing: the central 148 x 148 square of each 178 x 218 image (a common choice for
+64 x 64 CelebA models), resized to 64 x 64 with Pillow's bilinear filter with
+antialiasing. The images are decoded once into a uint8 array ``(N, 64, 64, 3)`` saved as
+``celeba64-<key>.npy`` in the user cache (``pooch.os_cache("autoencoders")/celeba``, never
+in the data folder, which may be shared), keyed by the file names, sizes and the
+preprocessing, and read back with ``allow_pickle=False``, so later epochs and runs never
+re-read the JPEGs. Images are in the attribute file's order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from autoencoders.data.download import Source, data_dirs
+from autoencoders.errors import DataCorruptError, DataMissingError
+
+SIZE = 64
+CROP = 148
+ATTR_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+FOLDERS = ("celeba", "celeba_sample")
+
+PLACEMENT = """CelebA is not downloaded automatically (the official copy is on Google Drive \
+behind an agreement: https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html). Download \
+"Align&Cropped Images" (img_align_celeba.zip) and "Attributes Annotations" \
+(list_attr_celeba.txt), optionally "Train/Val/Test Partitions" (list_eval_partition.txt), \
+and place them as
+    {where}/celeba/list_attr_celeba.txt
+    {where}/celeba/list_eval_partition.txt   (optional)
+    {where}/celeba/img_align_celeba/000001.jpg ...
+(unzip img_align_celeba.zip there), or pass --data-dir with a folder laid out like that."""
+
+
+def find_folder(data_dir=None) -> tuple[Path, Path]:
+    """``(folder with list_attr_celeba.txt, folder with the JPEGs)``.
+
+    Raises:
+        DataMissingError: no CelebA folder in any data folder (with placement steps).
+    """
+    looked = []
+    for base in data_dirs(data_dir):
+        for name in FOLDERS:
+            folder = base / name
+            looked.append(str(folder))
+            if (folder / ATTR_FILE).is_file():
+                images = folder / "img_align_celeba"
+                return folder, images if images.is_dir() else folder
+    where = data_dirs(data_dir)[0]
+    raise DataMissingError(f"CelebA not found; looked for {ATTR_FILE} in: "
+                           f"{', '.join(looked)}.\n" + PLACEMENT.format(where=where))
+
+
+def read_attributes(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Parse ``list_attr_celeba.txt``: a count line, the 40 attribute names, then one
+    row per image (``000001.jpg  -1 1 ...``).
+
+    Returns:
+        file names, attribute names, attributes ``(N, 40)`` int8 in {-1, 1}.
+    """
+    lines = Path(path).read_text().split("\n")
+    try:
+        count = int(lines[0].strip())
+        names = lines[1].split()
+        rows = [line.split() for line in lines[2:] if line.strip()]
+        files = [r[0] for r in rows]
+        attrs = np.array([[int(v) for v in r[1:]] for r in rows], dtype=np.int8)
+    except (ValueError, IndexError) as err:
+        raise DataCorruptError(f"{path} is not a CelebA attribute file ({err}).") from err
+    if len(rows) != count or attrs.shape[1:] != (len(names),):
+        raise DataCorruptError(f"{path}: the header announces {count} rows of {len(names)} "
+                               f"attributes, the file has {attrs.shape}.")
+    return files, names, attrs
+
+
+def preprocess(path: Path) -> np.ndarray:
+    """One JPEG -> ``(64, 64, 3)`` uint8: central 148 x 148 crop, bilinear resize."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        w, h = img.size
+        left, top = (w - CROP) // 2, (h - CROP) // 2
+        img = img.crop((left, top, left + CROP, top + CROP))
+        img = img.resize((SIZE, SIZE), Image.BILINEAR)
+        return np.asarray(img, dtype=np.uint8)
+
+
+def load_images(data_dir=None) -> tuple[np.ndarray, list[str], Path]:
+    """All images as ``(N, 64, 64, 3)`` uint8 (decoded once, then read from the cache),
+    their file names, and the folder they came from."""
+    folder, image_dir = find_folder(data_dir)
+    files, _, _ = read_attributes(folder / ATTR_FILE)
+    paths = [image_dir / f for f in files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataMissingError(f"{len(missing)} CelebA images listed in {folder / ATTR_FILE} "
+                               f"are missing, e.g. {missing[0]}.\n"
+                               + PLACEMENT.format(where=data_dirs(data_dir)[0]))
+    h = hashlib.md5(f"{CROP}:{SIZE}".encode())
+    for p in paths:
+        h.update(f"{p.name}:{p.stat().st_size};".encode())
+    name = f"celeba64-{h.hexdigest()[:16]}.npy"
+    if name in _MEMORY:
+        return _MEMORY[name], files, folder
+    cached = _cache_dir() / name
+    if cached.is_file():
+        images = np.load(cached, allow_pickle=False)
+    else:
+        images = np.stack([preprocess(p) for p in paths])  # (N, 64, 64, 3)
+        _save_cache(images, cached)
+    images.flags.writeable = False
+    _MEMORY.clear()
+    _MEMORY[name] = images
+    return images, files, folder
+
+
+_MEMORY: dict[str, np.ndarray] = {}
+
+
+def _cache_dir() -> Path:
+    import pooch
+
+    return Path(pooch.os_cache("autoencoders")) / "celeba"
+
+
+def _save_cache(images: np.ndarray, path: Path) -> None:
+    """Write the decoded array atomically; an unwritable cache only costs a re-decode."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.save(f, images)
+        tmp.replace(path)  # atomic: readers never see half a cache
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+class CelebA:
+    """CelebA aligned faces, ``(N, 3, 64, 64)``; no labels (attributes via
+    :func:`read_attributes`)."""
+
+    name: ClassVar[str] = "celeba"
+    image_shape: ClassVar[tuple[int, int, int]] = (3, SIZE, SIZE)
+    num_classes: ClassVar[int | None] = None
+    official_splits: ClassVar[tuple[str, ...]] = ("train",)
+    source: ClassVar[Source] = Source(dataset="celeba", folder="celeba", files=())
+
+    @classmethod
+    def read(cls, paths):
+        raise DataMissingError(PLACEMENT.format(where="<data dir>"))
+
+    @classmethod
+    def load(cls, split: str, *, data_dir=None, valid_size: int = 0, test_size: int = 0,
+             seed: int = 0, binarize: str = "none", download: bool = True, size: int = 0):
+        """One split. With ``list_eval_partition.txt`` the official partition is used
+        (``valid_size``/``test_size`` must then be 0); else ``test_size`` and
+        ``valid_size`` images are carved from all of them. ``size`` > 0 keeps the first
+        ``size`` images."""
+        from autoencoders.data import ImageData, _rows
+        from autoencoders.errors import ConfigError
+
+        if binarize != "none":
+            raise ConfigError(f"binarize = {binarize!r} does not apply to CelebA (colour "
+                              "images); use binarize = \"none\".")
+        images, files, folder = load_images(data_dir)
+        if size:
+            images, files = images[:size], files[:size]
+        partition = folder / PARTITION_FILE
+        if partition.is_file():
+            if valid_size or test_size:
+                raise ConfigError(f"{partition} gives the official split; set "
+                                  "data.valid_size = 0 and data.test_size = 0.")
+            part = dict(line.split() for line in partition.read_text().splitlines()
+                        if line.strip())
+            code = {"train": "0", "valid": "1", "test": "2"}[split]
+            chosen = np.array([i for i, f in enumerate(files) if part.get(f) == code], int)
+        else:
+            _, chosen = _rows(cls, {"train": (images, None)}, split, valid_size, test_size,
+                              seed)
+        x = torch.from_numpy(images[chosen]).permute(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
+        return ImageData(name=cls.name, split=split, x=x.to(torch.float32).div_(255.0),
+                         y=None, binarize="none")
