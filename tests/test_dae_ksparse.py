@@ -368,3 +368,23 @@ def test_generated_variation_splits_have_the_benchmark_sizes(shared_data):
         assert set(d.y.unique().tolist()) == set(range(10))
         sizes[split] = len(d)
     assert sizes == {"train": 10000, "valid": 2000, "test": 50000}
+
+
+def test_read_amat_plain_and_zipped(tmp_path):
+    import zipfile
+
+    from autoencoders.data.variations import read_amat
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (3, 784)) / 255.0
+    labels = np.array([3, 0, 9])
+    lines = [" ".join(f"{v:.6f}" for v in row) + f" {lab}" for row, lab in zip(
+        pixels, labels, strict=True)]
+    amat = tmp_path / "mnist_background_random_test.amat"
+    amat.write_text("\n".join(lines) + "\n")
+    with zipfile.ZipFile(tmp_path / "mnist_background_random.zip", "w") as z:
+        z.write(amat, amat.name)
+    for source in (amat, tmp_path / "mnist_background_random.zip"):
+        x, y = read_amat(source)
+        assert x.shape == (3, 28, 28) and x.dtype == np.uint8 and y.tolist() == [3, 0, 9]
+        assert np.array_equal(x.reshape(3, -1), np.round(pixels * 255).astype(np.uint8))

@@ -135,8 +135,8 @@ def test_train_and_eval_votes_never_share_pairs():
     assert not np.isin(eval_keys, train_keys).any()
     # every redrawn pair still shares its vote's factor
     i1, i2 = eval_keys // 64, eval_keys % 64
-    f1 = np.stack([(i1 // b) % s for b, s in zip(gt.bases, gt.factor_sizes)], -1)
-    f2 = np.stack([(i2 // b) % s for b, s in zip(gt.bases, gt.factor_sizes)], -1)
+    f1 = np.stack([(i1 // b) % s for b, s in zip(gt.bases, gt.factor_sizes, strict=True)], -1)
+    f2 = np.stack([(i2 // b) % s for b, s in zip(gt.bases, gt.factor_sizes, strict=True)], -1)
     assert (np.take_along_axis(f1 == f2, labels[:, None, None], -1)).all()
 
 

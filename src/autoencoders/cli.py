@@ -115,27 +115,33 @@ def _dispatch(args, command: str) -> int:
     if args.cmd == "data":
         return _data(args)
     if args.cmd == "train":
+        from . import distributed
+        from .pipeline import train_stages  # staged models (SdA): one run per stage
         from .runs import Run
-        from .train import train
+        from .train import create_run, train
 
         if args.resume:
             run = Run.load(args.resume)
             if args.overrides:
                 raise UserError("--set cannot change a run being resumed: its config is fixed "
                                 f"in {run.path / 'config.json'}. Start a new run instead.")
-            run.log_command(command)
+            distributed.setup(run.config.train.device)
+            if distributed.is_main():
+                run.log_command(command)
             train(run.config, run, resume=True, progress=progress)
         else:
             if not args.experiment:
                 raise UserError("train needs an EXPERIMENT (see `autoencoders list "
                                 "experiments`) or --resume RUN.")
             cfg = load_experiment(args.experiment, args.profile, _overrides(args))
-            run = Run.create(cfg, args.runs_dir)
-            run.log_command(command)
-            from .pipeline import train_stages  # staged models (SdA): one run per stage
-
+            distributed.setup(cfg.train.device)  # joins torchrun's process group, if any
+            run = create_run(cfg, args.runs_dir)
+            if distributed.is_main():
+                run.log_command(command)
             run = train_stages(cfg, run, progress=progress)
-        print(f"run folder: {run.path}")
+        distributed.cleanup()
+        if distributed.is_main():
+            print(f"run folder: {run.path}")
         return 0
     if args.cmd == "reproduce":
         from .pipeline import reproduce, reproduce_all

@@ -26,10 +26,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import ExperimentConfig
 from .data import ImageData, get
 from .errors import TrainingDiverged, UserError
 from .evaluation.likelihood import average_loss_terms
+from .models.base import Loss
 from .registry import build_model
 from .runs import Run
 
@@ -154,6 +156,7 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    rank, world = distributed.setup(tc.device)
     device = torch.device(tc.device)
     train_data = load_split(config, "train", tc.device)
     valid_data = load_split(config, "valid", tc.device) if config.data.valid_size else None
@@ -172,9 +175,22 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
                         f"{config.data.name!r} has none.")
     optimizer = make_optimizer(model, tc)
     data_gen = torch.Generator().manual_seed(tc.seed)
+    main = rank == 0
+    if world > 1:  # same initial weights everywhere (same seed), different noise per rank
+        from torch.nn.parallel import DistributedDataParallel
+
+        torch.manual_seed(tc.seed + 7919 * rank)
+        ddp = DistributedDataParallel(distributed.LossForward(model))
+
+        def loss_fn(xb, yb):
+            total, terms = ddp(xb, yb)
+            return Loss(total, terms)
+    else:
+        def loss_fn(xb, yb):
+            return model.loss(xb, yb) if uses_labels else model.loss(xb)
 
     if run is None:
-        run = Run.create(config, runs_dir)
+        run = create_run(config, runs_dir)
     start_epoch, step_in_epoch, global_step, samples = 0, 0, 0, 0
     elapsed, best, bad_epochs = 0.0, float("inf"), 0
     perm = None
@@ -197,6 +213,8 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         init_weights_(model, tc.init_from)
 
     def checkpoint(epoch: int, step_in: int, finished: bool = False) -> None:
+        if not main:
+            return
         run.save_checkpoint(model, {
             "optimizer": optimizer.state_dict(), "rng": _rng_state(data_gen),
             "epoch": epoch, "step_in_epoch": step_in, "global_step": global_step,
@@ -213,7 +231,7 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
             if step_in_epoch == 0:
                 perm = torch.randperm(n, generator=data_gen).to(device)
                 acc = None
-            bar = tqdm(total=n_batches, initial=step_in_epoch, disable=not progress,
+            bar = tqdm(total=n_batches, initial=step_in_epoch, disable=not (progress and main),
                        desc=f"epoch {epoch + 1}/{tc.epochs}", unit="batch", leave=False,
                        dynamic_ncols=True)
             t0 = time.perf_counter()
@@ -221,11 +239,17 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
             for b in range(step_in_epoch, n_batches):
                 idx = perm[b * tc.batch_size:(b + 1) * tc.batch_size]
                 xb = x_train[idx]
-                if dynamic:
+                if dynamic:  # the whole global batch, so every rank's generator stays in step
                     xb = torch.bernoulli(xb, generator=data_gen)
-                out = model.loss(xb, y_train[idx]) if uses_labels else model.loss(xb)
+                n_global = xb.shape[0]
+                if world > 1:  # this rank's equal slice of the global batch
+                    idx, xb = idx.tensor_split(world)[rank], xb.tensor_split(world)[rank]
+                out = loss_fn(xb, y_train[idx] if uses_labels else None)
                 terms = torch.stack([out.total.detach(),
                                      *[v.detach() for v in out.terms.values()]])
+                batch_sum = distributed.all_reduce_sum_(terms.double() * xb.shape[0])
+                if world > 1:
+                    terms = (batch_sum / n_global).to(terms.dtype)
                 if not bool(torch.isfinite(terms).all()):
                     names = ["loss", *out.terms]
                     shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, terms.tolist(),
@@ -240,11 +264,9 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
                 optimizer.zero_grad(set_to_none=True)
                 out.total.backward()
                 optimizer.step()
-                w = float(xb.shape[0])
-                batch_sum = terms.double() * w
                 acc = batch_sum if acc is None else acc + batch_sum
                 global_step += 1
-                samples += xb.shape[0]
+                samples += n_global
                 steps_this_call += 1
                 done_in_epoch = b + 1
                 if progress and (done_in_epoch % tc.log_every == 0 or done_in_epoch == n_batches):
@@ -275,19 +297,21 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
                                    "time": round(elapsed, 3)}
             for k, v in zip(names, (acc / n).tolist(), strict=True):
                 row[f"train/{k}"] = v
-            if valid_data is not None:
+            if valid_data is not None and main:
                 for k, v in average_loss_terms(model, valid_data.x, y=valid_data.y).items():
                     row[f"valid/{k}"] = v
                 model.train()
+            row = distributed.broadcast(row)  # rank 0's validation decides for everyone
             metric = row.get("valid/loss", row["train/loss"])
             if metric < best:
                 best, bad_epochs = metric, 0
-                if tc.early_stopping:
+                if tc.early_stopping and main:
                     run.save_best(model, {"epoch": epoch + 1, "valid/loss": metric})
             else:
                 bad_epochs += 1
-            run.append_metrics(row)
-            if log_epochs:
+            if main:
+                run.append_metrics(row)
+            if log_epochs and main:
                 shown = "  ".join(f"{k} {v:.3f}" for k, v in row.items()
                                   if k.startswith(("train/", "valid/")))
                 tqdm.write(f"epoch {epoch + 1}/{tc.epochs}  {shown}  ({elapsed:.0f} s)")
@@ -295,14 +319,22 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
             stop_early = bool(tc.early_stopping) and bad_epochs >= tc.early_stopping
             finished = epoch + 1 == tc.epochs or stop_early
             checkpoint(epoch + 1, 0, finished=finished)
+            distributed.barrier()
             if stop_early:
-                if progress:
+                if progress and main:
                     tqdm.write(f"early stopping: valid/loss did not improve for "
                                f"{bad_epochs} epochs (best {best:.3f})")
                 break
             if sigint["hit"] or (stop_after_steps and steps_this_call >= stop_after_steps):
                 return _stopped(run, sigint["hit"])
     return run
+
+
+def create_run(config: ExperimentConfig, runs_dir: str = "runs") -> Run:
+    """A new run folder, made by rank 0 only when several processes train together."""
+    path = distributed.broadcast(str(Run.create(config, runs_dir).path)
+                                 if distributed.is_main() else None)
+    return Run(path, config)
 
 
 def _stopped(run: Run, interrupted: bool) -> Run:

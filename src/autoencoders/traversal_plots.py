@@ -78,7 +78,8 @@ def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: st
     grid = image_grid(tiles.reshape(-1, *imgs.shape[3:]), nrow=tiles.shape[1])
     plt = _pyplot()
     h, w = grid.shape[:2]
-    fig, ax = plt.subplots(figsize=(min(16, 1.0 + w / 60), 0.6 + h / 60), dpi=110)
+    inch = min(1 / 60, 14 / w)  # inches per grid pixel, at most 14 inches of images wide
+    fig, ax = plt.subplots(figsize=(1.6 + w * inch, 0.6 + h * inch), dpi=110)
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     tile_h = imgs.shape[-2] + 1
     ax.set_yticks([1 + tile_h * (r + 0.5) for r in range(n_rows)])

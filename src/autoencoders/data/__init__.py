@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autoencoders.data.download import data_dirs, ensure, find
 from autoencoders.data.celeba import CelebA
+from autoencoders.data.download import data_dirs, ensure, find
 from autoencoders.data.dsprites import DSpritesGenerated, DSpritesOfficial
 from autoencoders.data.frey import FreyFace, read_frey
 from autoencoders.data.mnist import MNIST, FashionMNIST, read_idx

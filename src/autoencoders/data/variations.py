@@ -21,13 +21,17 @@ Recipes (Larochelle et al. 2007, section 4.1):
   bg-img", not the benchmark's.
 * ``mnist-rot-bg-img``: rotation, then the textured background.
 
-The official ``.amat`` files are not read yet: their numbers are the benchmark's, these are
-generated, and the two must not be mixed up.
+The official ``.amat`` files (``mnist_basic.zip``, ``mnist_rotation_new.zip``, ...) are not
+registered as datasets yet (their checksums are not known offline); :func:`read_amat` parses
+one (plain or inside a zip) for use by hand. Their numbers are the benchmark's, the generated
+ones are not, and the two must not be mixed up.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import zipfile
 from pathlib import Path
 from typing import ClassVar
 
@@ -90,6 +94,42 @@ def make_variation(kind: str, digits: torch.Tensor, generator: torch.Generator
     if kind in ("bg-img", "rot-bg-img"):
         x = torch.maximum(x, textures(x.shape[0], x.shape[-1], generator))
     return x
+
+
+def read_amat(path: str | Path, member: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Parse an official MNIST-variations ``.amat`` file: one example per line, 784 pixel
+    values in [0, 1] (row-major, as stored) and then the label.
+
+    Args:
+        path: a ``.amat`` file, or a ``.zip`` holding it.
+        member: for a zip, the name of the ``.amat`` inside (e.g.
+            ``"mnist_background_random_test.amat"``); may be omitted when it holds one.
+
+    Returns:
+        Images ``(N, 28, 28)`` uint8 and labels ``(N,)`` uint8.
+
+    Raises:
+        ValueError: the zip holds several ``.amat`` files and ``member`` is not given, or a
+            line does not have 785 values.
+    """
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith(".amat")]
+            if member is None:
+                if len(names) != 1:
+                    raise ValueError(f"{path} holds {len(names)} .amat files ({', '.join(names)}"
+                                     "); name the one to read with member=...")
+                member = names[0]
+            text = z.read(member).decode()
+    else:
+        text = path.read_text()
+    values = np.loadtxt(io.StringIO(text), dtype=np.float32, ndmin=2)
+    if values.shape[1] != 785:
+        raise ValueError(f"{path}: expected 785 values per line (784 pixels and a label), got "
+                         f"{values.shape[1]}.")
+    images = (values[:, :784].reshape(-1, 28, 28) * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    return images, values[:, 784].astype(np.uint8)
 
 
 class _GeneratedVariation:
