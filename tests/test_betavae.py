@@ -115,7 +115,8 @@ def test_tiny_reproduction_with_metrics_and_figures(tmp_path):
         "data.size=400", "data.valid_size=50", "data.test_size=50", "train.epochs=1",
         "model.conv_channels=[4, 4, 8, 8]", "model.conv_fc=16", "model.latent_dim=3",
         "model.capacity_steps=5", "eval.votes_batch=8", "eval.votes_train=40",
-        "eval.votes_eval=20", "eval.mig_points=300", "eval.baselines=[\"pca\", \"untrained\"]",
+        "eval.votes_eval=20", "eval.mig_points=300", "eval.variance_points=300",
+        "eval.baselines=[\"pca\", \"untrained\"]",
         "eval.metrics=[\"beta_vae_metric\", \"factor_vae_metric\", \"mig\", "
         "\"disentanglement_baselines\"]"])
     run = reproduce(cfg, runs_dir=str(tmp_path), progress=False)

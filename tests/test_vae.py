@@ -165,6 +165,7 @@ def test_iw_chunking_does_not_change_the_estimate(trained_vae):
 def test_vae_weights_initialised_as_in_the_paper():
     model = VAE(VAEConfig(latent_dim=20, hidden=500), (1, 28, 28))
     w = model.encoder[0].weight
+    w = w.detach()
     assert abs(float(w.std()) - 0.01) < 0.001 and abs(float(w.mean())) < 0.001
 
 

@@ -127,6 +127,8 @@ class EvalConfig:
     votes_train: int = 10000
     votes_eval: int = 5000
     mig_points: int = 10000
+    # points for FactorVAE's per-dimension scale and for fitting the PCA/ICA baselines
+    variance_points: int = 10000
     # disentanglement_baselines: which representations besides the model to score
     baselines: list[str] = field(default_factory=lambda: ["pixels", "pca", "ica", "untrained"])
 
@@ -145,7 +147,8 @@ class EvalConfig:
                "a list of integers >= 1 (e.g. [3, 5, 10])")
         _check(self.iw_batch >= 1, "eval.iw_batch", self.iw_batch, "an integer >= 1")
         _check(self.test_subset >= 0, "eval.test_subset", self.test_subset, "an integer >= 0")
-        for key in ("votes_batch", "votes_train", "votes_eval", "mig_points"):
+        for key in ("votes_batch", "votes_train", "votes_eval", "mig_points",
+                    "variance_points"):
             _check(getattr(self, key) >= 2, f"eval.{key}", getattr(self, key), "an integer >= 2")
         for name in self.baselines:
             _check_choice("eval.baselines", name, ["pixels", "pca", "ica", "untrained"])

@@ -177,7 +177,8 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
             value, _ = _ref(ref.get(k))
             cells.append(f"{_fmt(ev.get(k))} ({_fmt(value)})")
         t = rows[-1]["time"] if rows else None
-        lines.append(f"| [{label}]({label}/report.md) | {' | '.join(cells)} | {_fmt(t)} |")
+        link = f"<{label}/report.md>" if " " in label else f"{label}/report.md"  # CommonMark
+        lines.append(f"| [{label}]({link}) | {' | '.join(cells)} | {_fmt(t)} |")
     sources = sorted({_ref(e)[1] for _, _, ref in evals for e in ref.values() if _ref(e)[1]})
     if sources:
         lines += ["", "Paper's numbers: " + "; ".join(sources) + "."]

@@ -211,6 +211,8 @@ def fetch(name: str, data_dir: str | Path | None = None) -> list[Path]:
         DataCorruptError: A file (present or downloaded) does not match its checksum.
     """
     cls = _dataset(name)
+    if hasattr(cls, "fetch"):  # not a plain download (CelebA: placed by hand)
+        return cls.fetch(data_dir)
     return list(ensure(cls.source, data_dir, True, _other_md5s(cls)).values())
 
 

@@ -161,6 +161,13 @@ class CelebA:
     source: ClassVar[Source] = Source(dataset="celeba", folder="celeba", files=())
 
     @classmethod
+    def fetch(cls, data_dir=None) -> list[Path]:
+        """Nothing can be downloaded: the attribute file if CelebA is in place, else
+        :class:`DataMissingError` with the placement instructions."""
+        folder, _ = find_folder(data_dir)
+        return [folder / ATTR_FILE]
+
+    @classmethod
     def read(cls, paths):
         raise DataMissingError(PLACEMENT.format(where="<data dir>"))
 

@@ -367,7 +367,7 @@ def _all_metrics(run, represent: Represent, names=("beta_vae", "factor_vae", "mi
         out["beta_vae_metric"] = r["eval_accuracy"]
         out["beta_vae_metric_train"] = r["train_accuracy"]
     if "factor_vae" in names:
-        r = factor_vae_metric(gt, represent,
+        r = factor_vae_metric(gt, represent, num_variance_estimate=e.variance_points,
                               generator=torch.Generator().manual_seed(EVAL_SEED), **votes)
         out["factor_vae_metric"] = r["eval_accuracy"]
         out["factor_vae_active_dims"] = r["active_dims"]
@@ -401,7 +401,8 @@ def baselines_evaluator(run, model) -> dict[str, float]:
 
     * ``pixels``: the raw pixels (4096 dimensions);
     * ``pca`` / ``ica``: scikit-learn PCA / FastICA (``random_state=0``) with as many
-      components as the model has latents, fitted on 10,000 images drawn uniformly;
+      components as the model has latents, fitted on ``eval.variance_points`` (10,000)
+      images drawn uniformly;
     * ``untrained``: the model's architecture at its initial weights (``train.seed``).
 
     Keys: ``baseline/<name>/beta_vae_metric``, ``.../factor_vae_metric``, ``.../mig``.
@@ -424,7 +425,8 @@ def baselines_evaluator(run, model) -> dict[str, float]:
                 return x.flatten(1)
         else:
             if fit_x is None:
-                factors = gt.sample_factors(10000, torch.Generator().manual_seed(EVAL_SEED + 1))
+                factors = gt.sample_factors(cfg.eval.variance_points,
+                                            torch.Generator().manual_seed(EVAL_SEED + 1))
                 fit_x = gt.sample_observations_from_factors(factors).flatten(1).numpy()
             represent = _sklearn_represent(name, n_comp, fit_x)
         for k, v in _all_metrics(run, represent).items():
