@@ -116,13 +116,13 @@ def test_tiny_reproduction_with_metrics_and_figures(tmp_path):
         "model.conv_channels=[4, 4, 8, 8]", "model.conv_fc=16", "model.latent_dim=3",
         "model.capacity_steps=5", "eval.votes_batch=8", "eval.votes_train=40",
         "eval.votes_eval=20", "eval.mig_points=300", "eval.variance_points=300",
-        "eval.baselines=[\"pca\", \"untrained\"]",
+        "eval.baselines=[\"pca\", \"ica\", \"untrained\"]",
         "eval.metrics=[\"beta_vae_metric\", \"factor_vae_metric\", \"mig\", "
         "\"disentanglement_baselines\"]"])
     run = reproduce(cfg, runs_dir=str(tmp_path), progress=False)
     ev = json.loads((run.path / "eval.json").read_text())
     for key in ("test/beta_vae_metric", "test/factor_vae_metric", "test/mig",
-                "baseline/pca/beta_vae_metric", "baseline/untrained/mig"):
+                "baseline/pca/beta_vae_metric", "baseline/ica/mig", "baseline/untrained/mig"):
         assert key in ev
     assert 0.0 <= ev["test/beta_vae_metric"] <= 100.0 and 0.0 <= ev["test/mig"] <= 1.0
     assert (run.path / "figures" / "traversals.png").is_file()

@@ -149,10 +149,9 @@ def plot_curves(runs: list[tuple[str, list[dict]]], path: str | Path,
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     lows = [v for _, rows in runs for r in rows for v in [_elbo(r, "valid")] if v is not None]
-    if lows:  # zoom on the interesting part: the first epochs are far below
-        hi = max(lows)
-        lo = np.percentile(lows, 10)
-        ax.set_ylim(lo - 0.25 * (hi - lo) - 1, hi + 0.1 * (hi - lo) + 1)
+    if lows:  # like the paper's Figure 2: the top 50 nats, where the curves separate
+        hi, lo = max(lows), max(min(lows), max(lows) - 50)
+        ax.set_ylim(lo - 0.05 * (hi - lo) - 1, hi + 0.05 * (hi - lo) + 1)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

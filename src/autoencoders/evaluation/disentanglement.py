@@ -436,12 +436,14 @@ def baselines_evaluator(run, model) -> dict[str, float]:
 
 
 def _sklearn_represent(name: str, n_components: int, fit_x: np.ndarray) -> Represent:
+    """PCA, or FastICA on the PCA scores (many dSprites pixels are constant, which makes
+    FastICA's own whitening of the raw pixels divide by zero)."""
     from sklearn.decomposition import PCA, FastICA
+    from sklearn.pipeline import make_pipeline
 
-    if name == "pca":
-        est = PCA(n_components=n_components, random_state=0)
-    else:
-        est = FastICA(n_components=n_components, random_state=0, max_iter=500)
+    est = PCA(n_components=n_components, random_state=0)
+    if name == "ica":
+        est = make_pipeline(est, FastICA(random_state=0, max_iter=1000))
     est.fit(fit_x)
 
     def represent(x: torch.Tensor) -> torch.Tensor:
