@@ -71,3 +71,34 @@ def test_explore_latent_space_runs_without_data(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "manifold.png").stat().st_size > 1000
     assert (tmp_path / "interpolation.png").stat().st_size > 1000
+
+
+def test_every_pretrained_model_loads_and_runs_within_the_size_budget():
+    import torch
+
+    import autoencoders as ae
+    from autoencoders.pretrained import pretrained_dir
+
+    names = ae.pretrained_names()
+    total = sum(p.stat().st_size for p in pretrained_dir().glob("*.safetensors"))
+    assert total <= 10 * 2**20, f"pretrained files take {total / 2**20:.1f} MiB (budget 10)"
+    for name in names:
+        model = ae.pretrained(name)
+        info = model.pretrained_info
+        assert info["command"].startswith("autoencoders ") and info["eval"], name
+        x = torch.rand(4, *model.image_shape)
+        assert torch.isfinite(model.reconstruct(x)).all(), name
+    with pytest.raises(ae.UserError, match="Shipped"):
+        ae.pretrained("vae-mnist-3d")
+
+
+def test_denoise_example_runs_without_data(tmp_path):
+    import autoencoders as ae
+
+    if not {"vae-mnist-20d", "dae-mnist-25"} <= set(ae.pretrained_names()):
+        pytest.skip("pretrained vae-mnist-20d / dae-mnist-25 not shipped")
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "denoise.py"), "--out",
+                        str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "denoise.png").stat().st_size > 1000
+    assert "masking 50%" in r.stdout
