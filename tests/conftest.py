@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST not found in {SHARED_DATA}")

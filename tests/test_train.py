@@ -76,15 +76,24 @@ def test_resume_is_bit_identical(shared_data, tmp_path, stop_after):
     assert strip == [{k: v for k, v in r.items() if k != "time"} for r in run.metrics()]
 
 
-def test_resume_after_sigkill_is_bit_identical(shared_data, tmp_path):
-    """A real ``kill -9`` of a training process, at a moment it does not choose."""
-    extra = ["train.epochs=60", "train.checkpoint_every=2"]
-    cfg = tiny_config(shared_data, *extra)
-    ref = train(cfg, runs_dir=tmp_path / "ref", progress=False, log_epochs=False)
+KILL_EXTRA = ["train.epochs=30", "train.checkpoint_every=1"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(shared_data, tmp_path_factory):
+    cfg = tiny_config(shared_data, *KILL_EXTRA)
+    return train(cfg, runs_dir=tmp_path_factory.mktemp("ref"), progress=False, log_epochs=False)
+
+
+@pytest.mark.parametrize("kill_after_step", [3, 17, 42, 88, 131])
+def test_resume_after_sigkill_is_bit_identical(shared_data, tmp_path, uninterrupted,
+                                               kill_after_step):
+    """A real ``kill -9`` of a training process that checkpoints every step, so the kill
+    often lands inside a checkpoint write; five different points of the run."""
     run_dir = tmp_path / "killed"
     args = [sys.executable, "-m", "autoencoders", "train", "vae-mnist", "--no-progress",
             "--runs-dir", str(run_dir)]
-    for o in [*TINY, *extra]:
+    for o in [*TINY, *KILL_EXTRA]:
         args += ["--set", o]
     args += ["--data-dir", str(shared_data)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -97,17 +106,17 @@ def test_resume_after_sigkill_is_bit_identical(shared_data, tmp_path):
                 step = json.loads(manifests[0].read_text())["step"]
             except (json.JSONDecodeError, OSError):
                 step = 0
-            if step >= 25:
+            if step >= kill_after_step:
                 os.kill(proc.pid, signal.SIGKILL)
                 killed_at = step
                 break
-        time.sleep(0.005)
+        time.sleep(0.002)
     proc.wait(timeout=30)
     assert killed_at is not None, f"process ended before the kill: {proc.stderr.read()!r}"
     run = Run.load(next(run_dir.glob("*/*")))
     train(run.config, run, resume=True, progress=False, log_epochs=False)
-    assert_same_weights(weights(ref), weights(run))
-    assert len(run.metrics()) == 60
+    assert_same_weights(weights(uninterrupted), weights(run))
+    assert len(run.metrics()) == 30
 
 
 def test_nan_stops_with_message_and_keeps_checkpoint(shared_data, tmp_path, monkeypatch):
