@@ -177,3 +177,26 @@ def test_manifold_grid_is_finite_and_symmetric():
     assert abs(float(z[:, 0].min()) + float(z[:, 0].max())) < 1e-5
     assert 1.9 < float(z.max()) < 2.1  # cell centres: Phi^-1(0.975) = 1.96
     assert z[0, 1] > 0 > z[-1, 1]  # top row is the largest z_2
+
+
+def test_fused_bernoulli_log_prob_equals_the_plain_one():
+    from autoencoders.models.likelihoods import bernoulli_log_prob_linear
+
+    g = torch.Generator().manual_seed(0)
+    layer = torch.nn.Linear(7, 12)
+    h = torch.randn(5, 3, 7, generator=g)
+    x = torch.bernoulli(torch.full((3, 1, 3, 4), 0.4), generator=g)
+    plain = Bernoulli().log_prob(layer(h).reshape(5, 3, 1, 3, 4), x)
+    torch.testing.assert_close(bernoulli_log_prob_linear(h, layer, x), plain,
+                               rtol=1e-5, atol=1e-4)
+    # and inside the VAE: same importance weights as decoding then scoring
+    model = VAE(VAEConfig(latent_dim=3, hidden=16, init_std=0.0), (1, 4, 5))
+    xb = torch.bernoulli(torch.full((6, 1, 4, 5), 0.5), generator=g)
+    torch.manual_seed(2)
+    fused = model.log_importance_weights(xb, 8)
+    torch.manual_seed(2)
+    mu, log_var = model.encode(xb)
+    z = mu + torch.exp(0.5 * log_var) * torch.randn(8, *mu.shape)
+    ref = (model.lik.log_prob(model.decode(z), xb) + standard_normal_log_prob(z)
+           - gaussian_log_prob(z, mu, log_var))
+    torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-4)

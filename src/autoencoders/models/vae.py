@@ -24,6 +24,8 @@ import torch
 from ..errors import ConfigError
 from .base import LatentVariableModel, Loss
 from .likelihoods import (
+    Bernoulli,
+    bernoulli_log_prob_linear,
     gaussian_kl,
     gaussian_log_prob,
     make_likelihood,
@@ -149,7 +151,11 @@ class VAE(LatentVariableModel):
         mu, log_var = self.encode(x)  # (B, Z) each, once
         eps = torch.randn(n_samples, *mu.shape, dtype=mu.dtype, device=mu.device)
         z = mu + torch.exp(0.5 * log_var) * eps  # (S, B, Z)
-        log_px_z = self.lik.log_prob(self.decode(z), x)  # (S, B)
+        if isinstance(self.lik, Bernoulli) and self.config.arch == "mlp":
+            body, last = self.decoder[0][:-1], self.decoder[0][-1]
+            log_px_z = bernoulli_log_prob_linear(body(z), last, x)  # (S, B)
+        else:
+            log_px_z = self.lik.log_prob(self.decode(z), x)  # (S, B)
         log_pz = standard_normal_log_prob(z)
         log_qz = gaussian_log_prob(z, mu, log_var)
         return log_px_z + log_pz - log_qz
