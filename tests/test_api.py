@@ -102,3 +102,14 @@ def test_denoise_example_runs_without_data(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "denoise.png").stat().st_size > 1000
     assert "masking 50%" in r.stdout
+
+
+def test_traverse_example_runs_without_data(tmp_path):
+    import autoencoders as ae
+
+    if "vae-mnist-20d" not in ae.pretrained_names():
+        pytest.skip("pretrained vae-mnist-20d not shipped")
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "traverse.py"), "--out",
+                        str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "traversals.png").stat().st_size > 1000
