@@ -67,6 +67,12 @@ def main() -> None:
         lines.append(
             f"| log p(x), K = {args.k}, ms per test image | {ll['ours_s_per_image'] * 1e3:.1f} |"
             f" | {ll['pythae_s_per_image'] * 1e3:.1f} | {ll['speedup']:.2f}x |")
+        lines.append(
+            f"| log p(x), K = {args.k}, bf16 decoder (opt-in), ms per test image | "
+            f"{ll['bf16_s_per_image'] * 1e3:.1f} | | {ll['pythae_s_per_image'] * 1e3:.1f} | "
+            f"{ll['speedup_bf16']:.2f}x |")
+        lines.append(f"| bf16 vs fp32 log p(x), same draws: mean / max difference, nats | "
+                     f"{ll['bf16_mean_diff']:+.4f} / {ll['bf16_max_diff']:.4f} | | | |")
         lines.append(f"| log p(x) agreement, mean over the same images, nats | "
                      f"{ll['ours_mean_same_images']:.3f} | | {ll['pythae_mean']:.3f} | "
                      f"diff {abs(ll['ours_mean_same_images'] - ll['pythae_mean']):.3f} |")

@@ -148,7 +148,8 @@ class VAE(LatentVariableModel):
         return self.lik.mean(self.decode(self.sample_prior(n, generator)))
 
     def log_importance_weights(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
-        mu, log_var = self.encode(x)  # (B, Z) each, once
+        with torch.autocast(device_type=x.device.type, enabled=False):  # encoder in fp32
+            mu, log_var = self.encode(x)  # (B, Z) each, once
         eps = torch.randn(n_samples, *mu.shape, dtype=mu.dtype, device=mu.device)
         z = mu + torch.exp(0.5 * log_var) * eps  # (S, B, Z)
         if isinstance(self.lik, Bernoulli) and self.config.arch == "mlp":
