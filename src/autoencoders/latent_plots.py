@@ -10,25 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .plots import pyplot, save_figure
+
 MAX_POINTS = 5000  # test examples shown in the PCA scatter (the first ones of the split)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    _pyplot().close(fig)
-    return path
 
 
 def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +34,7 @@ def plot_stick_usage(weights: np.ndarray, path: str | Path, title: str = "") -> 
     Args:
         weights: ``(n, K)`` expected stick weights E_q[pi] of n examples (rows sum to 1).
     """
-    plt = _pyplot()
+    plt = pyplot()
     mean = weights.mean(0)
     k = np.arange(1, len(mean) + 1)
     fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=110)
@@ -62,13 +46,13 @@ def plot_stick_usage(weights: np.ndarray, path: str | Path, title: str = "") -> 
     ax.set_ylabel("average weight E[pi_k]")
     ax.set_title(title or "average stick weight per component (test set)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_codes_pca(codes: np.ndarray, labels: np.ndarray, path: str | Path,
                    title: str = "") -> Path:
     """Scatter of the codes' first two principal components, coloured by class label."""
-    plt = _pyplot()
+    plt = pyplot()
     xy, frac = pca_2d(codes)
     fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
     cmap = plt.get_cmap("tab10")
@@ -80,7 +64,7 @@ def plot_codes_pca(codes: np.ndarray, labels: np.ndarray, path: str | Path,
     ax.set_ylabel(f"PC 2 ({100 * frac[1]:.0f} % of variance)")
     ax.set_title(title or "PCA of the test codes")
     ax.legend(markerscale=4, fontsize=7, ncol=2, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _test_codes(run, model) -> tuple[np.ndarray, np.ndarray | None]:

@@ -19,6 +19,26 @@ from PIL import Image
 PNG_SCALE = 2  # upscale small images (nearest) so pixels stay crisp in a report
 
 
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out, save as PNG (creating folders) and close a matplotlib figure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    pyplot().close(fig)
+    return path
+
+
 def image_grid(images: torch.Tensor | np.ndarray, nrow: int, pad: int = 1,
                pad_value: float = 1.0) -> np.ndarray:
     """Tile images into one array.
@@ -122,11 +142,7 @@ def plot_curves(runs: list[tuple[str, list[dict]]], path: str | Path,
         runs: ``[(label, metrics rows), ...]``; rows need ``samples`` and ``train/rec``,
             ``train/kl`` (the ELBO is -(rec + kl)) or else ``train/loss``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     if not any(rows for _, rows in runs):
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
@@ -152,12 +168,7 @@ def plot_curves(runs: list[tuple[str, list[dict]]], path: str | Path,
     if lows:  # like the paper's Figure 2: the top 50 nats, where the curves separate
         hi, lo = max(lows), max(min(lows), max(lows) - 50)
         ax.set_ylim(lo - 0.05 * (hi - lo) - 1, hi + 0.05 * (hi - lo) + 1)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 @torch.no_grad()

@@ -16,15 +16,7 @@ import numpy as np
 import torch
 
 from .models.likelihoods import gaussian_kl
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .plots import pyplot, save_figure
 
 
 @torch.no_grad()
@@ -76,7 +68,7 @@ def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: st
     tiles = torch.cat([imgs, blank], dim=2)  # a blank tile after each seed's steps
     tiles = tiles.reshape(n_rows, -1, *imgs.shape[3:])[:, :-1]  # (R, S*(T+1)-1, C, H, W)
     grid = image_grid(tiles.reshape(-1, *imgs.shape[3:]), nrow=tiles.shape[1])
-    plt = _pyplot()
+    plt = pyplot()
     h, w = grid.shape[:2]
     inch = min(1 / 60, 14 / w)  # inches per grid pixel, at most 14 inches of images wide
     fig, ax = plt.subplots(figsize=(1.6 + w * inch, 0.6 + h * inch), dpi=110)
@@ -87,18 +79,13 @@ def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: st
     ax.set_xticks([])
     ax.set_title(f"latent traversals over [-{limit:g}, {limit:g}], rows sorted by KL (nats)",
                  fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_kl_per_dim(model, x: torch.Tensor, path: str | Path) -> Path:
     """Bar chart of each latent's average KL on ``x`` (nats): which latents are alive."""
     kl = kl_per_dim(model, x)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=110)
     ax.bar(np.arange(len(kl)), kl, color="tab:blue")
     ax.set_xticks(np.arange(len(kl)))
@@ -106,12 +93,7 @@ def plot_kl_per_dim(model, x: torch.Tensor, path: str | Path) -> Path:
     ax.set_ylabel("KL(q(z_d|x) || p(z_d)), nats")
     ax.set_title(f"KL per latent on the test split (total {kl.sum():.2f} nats)", fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- figure registry entries
