@@ -56,6 +56,10 @@ def main() -> None:
         f"{rates['eager']:,.0f} | {f'{py:,.0f}' if py else 'n/a'} | "
         f"{ratio} |")
     peak = tp["matmul_peak_flops"]
+    bf = rates.get("ours-bf16")
+    bf_ratio = f"{bf / py:.2f}x" if (py and bf) else "n/a"
+    lines.append(f"| VAE training, train.precision = bf16 (opt-in), samples/s | "
+                 f"{bf:,.0f} | | {f'{py:,.0f}' if py else 'n/a'} | {bf_ratio} |")
     fps = train_throughput.FLOP_PER_SAMPLE
 
     def pct(rate):

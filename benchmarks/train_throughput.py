@@ -2,7 +2,8 @@
 
 784-500-20 tanh MLPs, Bernoulli decoder, batch 100, Adam, one epoch of 60,000 images, for:
 
-1. ``ours``: ``autoencoders.train.train`` (the library's trainer, as users run it);
+1. ``ours``: ``autoencoders.train.train`` (the library's trainer, as users run it), and
+   ``ours-bf16`` with ``train.precision = "bf16"`` (autocast matmuls, fp32 weights);
 2. ``eager``: a plain PyTorch loop written here (index-sliced batches, no logging) — the
    floor a hand-written script reaches;
 3. ``pythae``: pythae's ``VAE`` + ``BaseTrainer`` with the same layer sizes, when pythae is
@@ -52,10 +53,10 @@ def matmul_peak(seconds: float = 2.0) -> float:
     return n * 2 * B * D * H * 4 / (time.perf_counter() - t0)
 
 
-def run_ours(data_dir: str | None, n: int) -> float:
+def run_ours(data_dir: str | None, n: int, precision: str = "fp32") -> float:
     cfg = load_experiment("vae-mnist", "quick", {
         "train.epochs": 1, "data.valid_size": 0, "data.binarize": "static",
-        "data.data_dir": data_dir, "data.train_size": n})
+        "data.data_dir": data_dir, "data.train_size": n, "train.precision": precision})
     with tempfile.TemporaryDirectory() as d:
         run = train(cfg, runs_dir=d, progress=False, log_epochs=False)
         return run.metrics()[-1]["time"]
@@ -130,9 +131,10 @@ def main(argv=None) -> dict:
     x = x[: args.n].contiguous()
     n = len(x)
     peak = matmul_peak()
-    times: dict[str, list[float]] = {"ours": [], "eager": [], "pythae": []}
+    times: dict[str, list[float]] = {"ours": [], "ours-bf16": [], "eager": [], "pythae": []}
     for _ in range(args.repeats):  # interleaved, so drift hits every contender alike
         times["ours"].append(run_ours(args.data_dir, n))
+        times["ours-bf16"].append(run_ours(args.data_dir, n, "bf16"))
         times["eager"].append(run_eager(x))
         t = run_pythae(x)
         if t is not None:

@@ -160,3 +160,13 @@ def test_tampered_checkpoint_is_refused(shared_data, tmp_path):
     p.write_bytes(bytes(data[: len(data) // 2]))
     with pytest.raises(CheckpointError, match=str(p.name)):
         run.load_checkpoint()
+
+
+def test_bf16_training_tracks_fp32(shared_data, tmp_path):
+    """Opt-in bf16 autocast: matmuls in bfloat16, weights and loss sums in float32."""
+    fp32 = train(tiny_config(shared_data), runs_dir=tmp_path / "a", progress=False)
+    bf16 = train(tiny_config(shared_data, 'train.precision="bf16"'), runs_dir=tmp_path / "b",
+                 progress=False)
+    a, b = fp32.metrics()[-1], bf16.metrics()[-1]
+    assert abs(a["valid/loss"] - b["valid/loss"]) / a["valid/loss"] < 0.03, (a, b)
+    assert all(t.dtype == torch.float32 for t in weights(bf16).values())

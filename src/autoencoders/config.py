@@ -79,6 +79,9 @@ class TrainConfig:
     log_every: int = 20  # progress-bar refresh, in steps
     threads: int = 0  # torch intra-op threads (0: leave PyTorch's default)
     device: str = "cpu"
+    # "bf16": matmuls under torch.autocast(bfloat16); weights, optimiser and every loss sum
+    # stay in float32 (opt-in: faster on CPUs with bf16 units; see docs/BENCHMARKS.md)
+    precision: Literal["fp32", "bf16"] = "fp32"
     # a run folder whose last weights initialise every parameter of the same name and shape
     # before training (e.g. the previous stage of a stacked DAE); "" starts from scratch
     init_from: str = ""

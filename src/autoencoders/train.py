@@ -244,7 +244,9 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
                 n_global = xb.shape[0]
                 if world > 1:  # this rank's equal slice of the global batch
                     idx, xb = idx.tensor_split(world)[rank], xb.tensor_split(world)[rank]
-                out = loss_fn(xb, y_train[idx] if uses_labels else None)
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                                    enabled=tc.precision == "bf16"):
+                    out = loss_fn(xb, y_train[idx] if uses_labels else None)
                 terms = torch.stack([out.total.detach(),
                                      *[v.detach() for v in out.terms.values()]])
                 batch_sum = distributed.all_reduce_sum_(terms.double() * xb.shape[0])

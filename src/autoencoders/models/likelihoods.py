@@ -25,6 +25,7 @@ class Bernoulli:
     n_params = 1
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        params = params.float()  # sums over pixels in fp32, also under bf16 autocast
         return (x * params - F.softplus(params)).flatten(-3).sum(-1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
@@ -56,7 +57,7 @@ class Gaussian:
         return torch.sigmoid(raw_mean), log_var
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        mean, log_var = self.split(params)
+        mean, log_var = self.split(params.float())
         lp = -0.5 * (math.log(2 * math.pi) + log_var + (x - mean) ** 2 * torch.exp(-log_var))
         return lp.flatten(-3).sum(-1)
 

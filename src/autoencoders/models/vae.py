@@ -111,7 +111,7 @@ class VAE(LatentVariableModel):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, C, H, W) -> (mu, log_var)``, each ``(B, latent_dim)``."""
-        mu, log_var = self.encoder(x.flatten(1)).chunk(2, dim=-1)
+        mu, log_var = self.encoder(x.flatten(1)).float().chunk(2, dim=-1)  # fp32 under autocast
         return mu, log_var
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
