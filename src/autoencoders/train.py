@@ -195,7 +195,8 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
     elapsed, best, bad_epochs = 0.0, float("inf"), 0
     perm = None
     acc = None
-    if resume and run.has_checkpoint():
+    resumed = resume and run.has_checkpoint()
+    if resumed:
         weights, state = run.load_checkpoint()
         run.load_weights_into(model, weights)
         optimizer.load_state_dict(state["optimizer"])
@@ -204,12 +205,13 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         global_step, samples = state["global_step"], state["samples"]
         elapsed, best, bad_epochs = state["elapsed"], state["best"], state["bad_epochs"]
         perm, acc = state["perm"], state["acc"]
-        run.truncate_metrics(start_epoch)
+        if main:  # only rank 0 writes the run folder
+            run.truncate_metrics(start_epoch)
         if state.get("finished"):
             return run
-    elif resume:
+    elif resume and main:
         run.truncate_metrics(0)
-    if tc.init_from and not (resume and run.has_checkpoint()):
+    if tc.init_from and not resumed:
         init_weights_(model, tc.init_from)
 
     def checkpoint(epoch: int, step_in: int, finished: bool = False) -> None:
