@@ -129,3 +129,19 @@ def test_tiny_reproduction_with_metrics_and_figures(tmp_path):
     assert (run.path / "figures" / "kl_per_dim.png").is_file()
     report = (run.path / "report.md").read_text()
     assert "beta-VAE metric (Higgins et al.)" in report
+    # the baselines do not depend on the trained weights: a second evaluation (or a
+    # sibling run in the same folder) reads them from the cache, unchanged
+    cache = sorted((run.path.parent / ".baselines").glob("*.json"))
+    assert [p.name.split("-")[0] for p in cache] == ["ica", "pca", "untrained"]
+    import types
+
+    import autoencoders.evaluation.disentanglement as dis
+
+    calls = []
+    real = dis._all_metrics
+    dis._all_metrics = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        again = dis.baselines_evaluator(run, types.SimpleNamespace(latent_dim=3))
+    finally:
+        dis._all_metrics = real
+    assert calls == [] and again == {k: v for k, v in ev.items() if k.startswith("baseline/")}

@@ -406,6 +406,11 @@ def baselines_evaluator(run, model) -> dict[str, float]:
     * ``untrained``: the model's architecture at its initial weights (``train.seed``).
 
     Keys: ``baseline/<name>/beta_vae_metric``, ``.../factor_vae_metric``, ``.../mig``.
+
+    The baselines do not depend on the trained weights, so their numbers are cached in
+    ``<run folder>/../.baselines/<key>.json``, keyed by a hash of everything they depend
+    on (data and eval config, seed, latent size and, for ``untrained``, the network
+    config without its loss weights): the children of a sweep share one computation.
     """
     from ..registry import build_model
 
@@ -415,6 +420,11 @@ def baselines_evaluator(run, model) -> dict[str, float]:
     fit_x = None
     out: dict[str, float] = {}
     for name in cfg.eval.baselines:
+        cache = _baseline_cache_path(run, name, n_comp)
+        cached = _read_json(cache)
+        if cached is not None:
+            out.update({f"baseline/{name}/{k}": v for k, v in cached.items()})
+            continue
         if name == "untrained":
             with torch.random.fork_rng():
                 torch.manual_seed(cfg.train.seed)
@@ -429,10 +439,53 @@ def baselines_evaluator(run, model) -> dict[str, float]:
                                             torch.Generator().manual_seed(EVAL_SEED + 1))
                 fit_x = gt.sample_observations_from_factors(factors).flatten(1).numpy()
             represent = _sklearn_represent(name, n_comp, fit_x)
-        for k, v in _all_metrics(run, represent).items():
-            if k in ("beta_vae_metric", "factor_vae_metric", "mig"):
-                out[f"baseline/{name}/{k}"] = v
+        scores = {k: v for k, v in _all_metrics(run, represent).items()
+                  if k in ("beta_vae_metric", "factor_vae_metric", "mig")}
+        out.update({f"baseline/{name}/{k}": v for k, v in scores.items()})
+        _write_json(cache, scores)
     return out
+
+
+# fields that change the loss but not the network, so not the untrained baseline
+_LOSS_ONLY_FIELDS = ("beta", "gamma", "capacity_max", "capacity_steps")
+
+
+def _baseline_cache_path(run, name: str, n_comp: int):
+    import hashlib
+    import json
+
+    d = run.config.to_dict()
+    key: dict[str, Any] = {"baseline": name, "data": d["data"], "eval": d["eval"],
+                           "seed": d["train"]["seed"], "latent_dim": n_comp, "version": 1}
+    if name == "untrained":
+        key["model"] = {k: v for k, v in d["model"].items() if k not in _LOSS_ONLY_FIELDS}
+        key["model"]["name"] = {"betavae": "vae"}.get(key["model"]["name"],
+                                                      key["model"]["name"])
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
+    return run.path.parent / ".baselines" / f"{name}-{digest.hexdigest()[:16]}.json"
+
+
+def _read_json(path) -> dict[str, float] | None:
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path, data: dict[str, float]) -> None:
+    import json
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache: failing to write it costs time, not results
 
 
 def _sklearn_represent(name: str, n_components: int, fit_x: np.ndarray) -> Represent:
