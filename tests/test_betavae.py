@@ -145,3 +145,23 @@ def test_tiny_reproduction_with_metrics_and_figures(tmp_path):
     finally:
         dis._all_metrics = real
     assert calls == [] and again == {k: v for k, v in ev.items() if k.startswith("baseline/")}
+
+
+def test_kl_per_latent_is_logged_each_epoch_and_drawn(tmp_path):
+    """Every epoch logs valid/kl_dim/<d>; they sum to the validation KL; the figure draws."""
+    from autoencoders.train import train
+    from autoencoders.traversal_plots import plot_kl_over_training
+
+    cfg = load_experiment("betavae-dsprites", profile="quick", overrides=[
+        "data.size=300", "data.valid_size=64", "data.test_size=32", "train.epochs=2",
+        "model.hidden=16", "model.latent_dim=3", "train.batch_size=32"])
+    cfg.sweep = None
+    run = train(cfg, runs_dir=str(tmp_path), progress=False)
+    rows = run.metrics()
+    assert len(rows) == 2
+    for r in rows:
+        dims = [r[f"valid/kl_dim/{d}"] for d in range(3)]
+        assert min(dims) >= 0.0
+        assert sum(dims) == pytest.approx(r["valid/kl"], rel=1e-4, abs=1e-4)
+    assert plot_kl_over_training(rows, tmp_path / "kl.png").is_file()
+    assert plot_kl_over_training([{"samples": 1, "train/loss": 1.0}], tmp_path / "x.png") is None

@@ -286,6 +286,8 @@ FIGURES: dict[str, tuple[str, str]] = {
                    "autoencoders.traversal_plots:fig_traversals"),
     "kl_per_dim": ("average KL of each latent dimension on the test split (alive latents)",
                    "autoencoders.traversal_plots:fig_kl_per_dim"),
+    "kl_over_training": ("KL of each latent on the validation split after every epoch",
+                         "autoencoders.traversal_plots:fig_kl_over_training"),
 }
 
 

@@ -122,7 +122,7 @@ def training_summary(run: Run) -> list[str]:
         f"lr {tc.lr}, batch {tc.batch_size}, weight decay {tc.weight_decay}, seed {tc.seed}.",
     ]
     finals = ", ".join(f"{k} {v:.2f}" for k, v in last.items()
-                       if k.startswith(("train/", "valid/")))
+                       if k.startswith(("train/", "valid/")) and k.count("/") == 1)
     out.append(f"- last epoch: {finals}.")
     return out
 

@@ -304,6 +304,9 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
             if valid_data is not None and main:
                 for k, v in average_loss_terms(model, valid_data.x, y=valid_data.y).items():
                     row[f"valid/{k}"] = v
+                if hasattr(model, "diagnostics"):  # e.g. KL per latent: logged, not shown
+                    for k, v in model.diagnostics(valid_data.x).items():
+                        row[f"valid/{k}"] = v
                 model.train()
             row = distributed.broadcast(row)  # rank 0's validation decides for everyone
             metric = row.get("valid/loss", row["train/loss"])
@@ -317,7 +320,7 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
                 run.append_metrics(row)
             if log_epochs and main:
                 shown = "  ".join(f"{k} {v:.3f}" for k, v in row.items()
-                                  if k.startswith(("train/", "valid/")))
+                                  if k.startswith(("train/", "valid/")) and k.count("/") == 1)
                 tqdm.write(f"epoch {epoch + 1}/{tc.epochs}  {shown}  ({elapsed:.0f} s)")
             step_in_epoch = 0
             stop_early = bool(tc.early_stopping) and bad_epochs >= tc.early_stopping

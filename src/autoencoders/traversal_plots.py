@@ -3,8 +3,9 @@
 Higgins et al. (2017), Figures 1, 2 and 7: start from a seed image's posterior mean, move
 one latent over [-3, 3] with the others fixed, and decode; one row per latent, rows sorted
 by the latent's average KL(q(z_d|x) || p(z_d)) so that the informative ("alive") latents
-come first. Both figures are registered in :data:`autoencoders.plots.FIGURES`
-(``traversals``, ``kl_per_dim``) and work for any model with Gaussian ``encode`` ->
+come first. ``kl_over_training`` draws the per-latent KL that the trainer logs after every
+epoch (``valid/kl_dim/<d>``, from ``VAE.diagnostics``). The figures are registered in
+:data:`autoencoders.plots.FIGURES` (``traversals``, ``kl_per_dim``, ``kl_over_training``) and work for any model with Gaussian ``encode`` ->
 ``(mu, log_var)`` and ``lik.mean(decode(z))`` (VAE, BetaVAE).
 """
 
@@ -119,3 +120,34 @@ def fig_kl_per_dim(run, model, path):
     from .train import load_split
 
     return plot_kl_per_dim(model, load_split(run.config, "test").x[:5000], path)
+
+
+def plot_kl_over_training(rows: list[dict], path: str | Path) -> Path | None:
+    """Lines of each latent's validation KL (nats) against training samples, from the
+    metrics rows' ``valid/kl_dim/<d>``; the legend names the latents alive at the end."""
+    keyed = [r for r in rows if any(k.startswith("valid/kl_dim/") for k in r)]
+    if not keyed:
+        return None
+    dims = sorted({int(k.rsplit("/", 1)[1]) for r in keyed for k in r
+                   if k.startswith("valid/kl_dim/")})
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    s = [r["samples"] for r in keyed]
+    final = {d: keyed[-1].get(f"valid/kl_dim/{d}", 0.0) for d in dims}
+    cmap = plt.get_cmap("tab10" if len(dims) <= 10 else "tab20")
+    for i, d in enumerate(sorted(dims, key=lambda d: -final[d])):
+        y = [r.get(f"valid/kl_dim/{d}", np.nan) for r in keyed]
+        label = f"z{d} ({final[d]:.2f})" if final[d] > 0.1 else None
+        ax.plot(s, y, lw=1.3, color=cmap(i % cmap.N), label=label, marker="." if len(s) < 30 else None)
+    ax.set_xlabel("training samples")
+    ax.set_ylabel("KL(q(z_d|x) || p(z_d)), nats")
+    ax.set_title("KL of each latent on the validation split during training", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    if any(v > 0.1 for v in final.values()):
+        ax.legend(fontsize=7, ncol=2, title="alive at the end (final KL)", title_fontsize=7)
+    return save_figure(fig, path)
+
+
+def fig_kl_over_training(run, model, path):
+    """None when the run logged no per-latent KL (models without ``diagnostics``)."""
+    return plot_kl_over_training(run.metrics(), path)

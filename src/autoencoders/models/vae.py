@@ -129,6 +129,19 @@ class VAE(LatentVariableModel):
         kl = self.kl(mu, log_var).mean()
         return Loss(total=self.regularised(rec, kl), terms={"rec": rec, "kl": kl})
 
+    @torch.no_grad()
+    def diagnostics(self, x: torch.Tensor, batch: int = 1000) -> dict[str, float]:
+        """Average KL of each latent on ``x`` (nats), ``{"kl_dim/<d>": ...}``.
+
+        The trainer logs these with the validation numbers after every epoch (as
+        ``valid/kl_dim/<d>`` in metrics.jsonl), so the figure ``kl_over_training`` can show
+        when each latent comes alive (Burgess et al. 2018, Figure 3)."""
+        total = torch.zeros(self.latent_dim, dtype=torch.float64)
+        for i in range(0, x.shape[0], batch):
+            mu, log_var = self.encode(x[i:i + batch])
+            total += gaussian_kl(mu.unsqueeze(-1), log_var.unsqueeze(-1)).sum(0).double().cpu()
+        return {f"kl_dim/{d}": float(v) for d, v in enumerate(total / max(1, x.shape[0]))}
+
     def regularised(self, rec: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
         """The objective from its terms; beta-VAE overrides only this."""
         return rec + kl
