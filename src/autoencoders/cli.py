@@ -1,10 +1,10 @@
 """Command line: a thin layer over the library.
 
     autoencoders list [experiments|models|datasets]
-    autoencoders train EXPERIMENT [--profile quick|full] [--set key=value ...]
+    autoencoders train EXPERIMENT [--profile quick|full] [--set key=value ...] [--tensorboard]
     autoencoders train --resume RUN
     autoencoders evaluate RUN [--set eval.iw_samples=1000]
-    autoencoders reproduce EXPERIMENT [--profile quick|full] [--set key=value ...]
+    autoencoders reproduce EXPERIMENT [--profile quick|full] [--set key=value ...] [--tensorboard]
     autoencoders plot RUN
     autoencoders report RUN
     autoencoders data list | fetch NAME
@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
                              "user cache)")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    def tensorboard_flag(sp):
+        sp.add_argument("--tensorboard", action="store_true",
+                        help="also log the loss terms (and, after plotting, the figures) "
+                             "into RUN/tensorboard (train.tensorboard = true; needs "
+                             "`pip install autoencoders[tensorboard]`)")
+
     sp = sub.add_parser("list", help="list experiments, models and datasets")
     sp.add_argument("what", nargs="?", default="all",
                     choices=["all", "experiments", "models", "datasets"])
@@ -49,12 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("experiment", nargs="?", help="experiment name or .toml path")
     sp.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
     sp.add_argument("--runs-dir", default="runs")
+    tensorboard_flag(sp)
     common(sp)
 
     sp = sub.add_parser("reproduce",
                         help="train, evaluate, plot and report an experiment in one go")
     sp.add_argument("experiment", help="experiment name, a .toml path, or 'all'")
     sp.add_argument("--runs-dir", default="runs")
+    tensorboard_flag(sp)
     common(sp)
 
     sp = sub.add_parser("evaluate", help="test-set numbers of a run -> eval.json")
@@ -99,7 +107,17 @@ def _overrides(args) -> list[str]:
     out = list(args.overrides)
     if getattr(args, "data_dir", None):
         out.append(f"data.data_dir={_toml_str(args.data_dir)}")
+    if getattr(args, "tensorboard", False):
+        out.append("train.tensorboard=true")
     return out
+
+
+def _require_tensorboard(cfg) -> None:
+    """Fail before any run folder is made when TensorBoard is asked for but absent."""
+    if cfg.train.tensorboard:
+        from .tensorboard_log import require
+
+        require()
 
 
 def _toml_str(s: str) -> str:
@@ -125,6 +143,9 @@ def _dispatch(args, command: str) -> int:
             if args.overrides:
                 raise UserError("--set cannot change a run being resumed: its config is fixed "
                                 f"in {run.path / 'config.json'}. Start a new run instead.")
+            if args.tensorboard:  # logging only: the rest of training is unchanged
+                run.config.train.tensorboard = True
+            _require_tensorboard(run.config)
             distributed.setup(run.config.train.device)
             if distributed.is_main():
                 run.log_command(command)
@@ -134,6 +155,7 @@ def _dispatch(args, command: str) -> int:
                 raise UserError("train needs an EXPERIMENT (see `autoencoders list "
                                 "experiments`) or --resume RUN.")
             cfg = load_experiment(args.experiment, args.profile, _overrides(args))
+            _require_tensorboard(cfg)
             distributed.setup(cfg.train.device)  # joins torchrun's process group, if any
             run = create_run(cfg, args.runs_dir)
             if distributed.is_main():
@@ -147,12 +169,22 @@ def _dispatch(args, command: str) -> int:
         from .pipeline import reproduce, reproduce_all
 
         if args.experiment == "all":
+            if args.tensorboard:
+                raise UserError("--tensorboard applies to one experiment (reproduce "
+                                "EXPERIMENT --tensorboard); `reproduce all` runs the "
+                                "experiments as shipped.")
             index = reproduce_all(args.profile, args.runs_dir, progress, args.data_dir,
                                   command=command)
             print(f"index: {index}")
             return 0
         cfg = load_experiment(args.experiment, args.profile, _overrides(args))
+        _require_tensorboard(cfg)
         run = reproduce(cfg, runs_dir=args.runs_dir, progress=progress, command=command)
+        if cfg.train.tensorboard:
+            from .tensorboard_log import log_figures
+
+            log_figures(run.path, recursive=True)  # a sweep's children too
+            print(f"tensorboard: tensorboard --logdir {run.path}")
         print(f"report: {run.path / 'report.md'}")
         return 0
     if args.cmd == "evaluate":
@@ -175,6 +207,14 @@ def _dispatch(args, command: str) -> int:
         run.log_command(command)
         for p in plot(run):
             print(p)
+        if run.config.train.tensorboard or (run.path / "tensorboard").is_dir():
+            from .tensorboard_log import log_figures
+
+            try:
+                log_figures(run.path)
+            except UserError as e:  # the figures are drawn; only their mirror is missing
+                print(f"autoencoders: note: figures not logged to TensorBoard: {e}",
+                      file=sys.stderr)
         return 0
     if args.cmd == "report":
         from .report import write_report

@@ -51,6 +51,10 @@ class DataConfig:
     # "dynamic": train resampled every batch, valid/test binarised once with a fixed seed
     binarize: Literal["none", "static", "dynamic"] = "none"
     download: bool = True  # try the official URL when a file is absent
+    # the train split as one float32 tensor ("memory"), or streamed batch by batch from a
+    # memory-mapped uint8 cache ("memmap"); "auto" streams when it exceeds half the
+    # available RAM (full CelebA and dSprites: 10-12 GB as float32). Same batches either way.
+    storage: Literal["auto", "memory", "memmap"] = "auto"
 
     def validate(self) -> None:
         from .data import DATASETS
@@ -85,6 +89,9 @@ class TrainConfig:
     # a run folder whose last weights initialise every parameter of the same name and shape
     # before training (e.g. the previous stage of a stacked DAE); "" starts from scratch
     init_from: str = ""
+    # mirror metrics.jsonl (every epoch's terms) and, after plotting, figures/*.png into
+    # <run>/tensorboard/ (needs `pip install autoencoders[tensorboard]`)
+    tensorboard: bool = False
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, "an integer >= 1")

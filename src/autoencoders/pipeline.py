@@ -173,7 +173,7 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
         row = {"name": name, "paper": cfg.paper, "description": cfg.description}
         t1 = time.perf_counter()
         try:
-            load_split(cfg, "train")  # data present? (downloads when allowed)
+            load_split(cfg, "train", stream=True)  # data present? (downloads when allowed)
         except DataMissingError as e:
             row.update(status="skipped", reason=f"data absent: {e}")
             tqdm.write(f"skip {name}: data for {cfg.data.name!r} is absent")

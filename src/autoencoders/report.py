@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .runs import Run, atomic_write_text
 
@@ -177,7 +178,7 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
             value, _ = _ref(ref.get(k))
             cells.append(f"{_fmt(ev.get(k))} ({_fmt(value)})")
         t = rows[-1]["time"] if rows else None
-        link = f"<{label}/report.md>" if " " in label else f"{label}/report.md"  # CommonMark
+        link = f"{quote(label)}/report.md"  # spaces as %20: still a link once prefixed
         lines.append(f"| [{label}]({link}) | {' | '.join(cells)} | {_fmt(t)} |")
     sources = sorted({_ref(e)[1] for _, _, ref in evals for e in ref.values() if _ref(e)[1]})
     if sources:
@@ -192,7 +193,7 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
     for label, child in children:  # each run's latent traversals, when drawn
         if (child.path / "figures" / "traversals.png").is_file():
             lines += [f"**traversals, {label}**", "",
-                      f"![traversals {label}]({label}/figures/traversals.png)", ""]
+                      f"![traversals {label}]({quote(label)}/figures/traversals.png)", ""]
     lines += _provenance(command, wall_seconds, parent)
     path = parent.path / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")

@@ -2,8 +2,10 @@
 
 It calls ``model.loss(x)`` and logs the named terms; it never checks the model's type.
 
-- Data: the train split is one tensor on the device; a batch is an index slice of a
-  per-epoch permutation (no DataLoader, no per-sample Python).
+- Data: the train split is one tensor on the device, or, when it would not fit
+  (``data.storage``), a memory-mapped uint8 cache read and converted batch by batch; a
+  batch is an index slice of a per-epoch permutation either way (no DataLoader, no
+  per-sample Python), so both give the same batches.
 - Randomness: ``train.seed`` seeds torch, numpy and Python; data order and dynamic
   binarisation draw from their own ``torch.Generator``. Every RNG state is checkpointed, so
   a resumed run continues with the very same batches and noise: bit-identical weights.
@@ -12,6 +14,8 @@ It calls ``model.loss(x)`` and logs the named terms; it never checks the model's
   to resume.
 - A NaN or infinite loss stops the run before the bad step is applied, naming the epoch,
   step and terms; the last good checkpoint stays.
+- ``train.tensorboard``: every metrics.jsonl row is also written as TensorBoard scalars
+  into ``<run>/tensorboard/`` (rank 0, once per epoch: nothing per step).
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, tensorboard_log
 from .config import ExperimentConfig
-from .data import ImageData, get
+from .data import ImageData, StreamedImages, get
 from .errors import TrainingDiverged, UserError
 from .evaluation.likelihood import average_loss_terms
 from .models.base import Loss
@@ -36,27 +40,39 @@ from .registry import build_model
 from .runs import Run
 
 
-def load_split(config: ExperimentConfig, split: str, device: str = "cpu") -> ImageData:
-    """One split of the experiment's dataset, as configured (binarisation, sizes, seed)."""
+def load_split(config: ExperimentConfig, split: str, device: str = "cpu",
+               stream: bool = False) -> ImageData:
+    """One split of the experiment's dataset, as configured (binarisation, sizes, seed).
+
+    Args:
+        stream: the caller reads ``x`` only by indexing batches, so it may be a
+            :class:`~autoencoders.data.StreamedImages` when ``data.storage`` says so (the
+            trainer's train split). Otherwise ``x`` is always a tensor; with
+            ``data.storage`` other than "memory", a large data set's images are still read
+            from its memory-mapped cache rather than loaded whole.
+    """
     d = config.data
+    storage = d.storage if stream or d.storage == "memory" else "auto"
     data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
                test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
-               download=d.download, size=d.size)
-    if split == "train" and d.train_size:
-        data.x = data.x[: d.train_size]
-        data.y = data.y[: d.train_size] if data.y is not None else None
+               download=d.download, size=d.size,
+               first=d.train_size if split == "train" else 0, storage=storage)
+    if not stream and isinstance(data.x, StreamedImages):
+        data.x = data.x[:]  # the caller wants a tensor: read every row once
     data.x = data.x.to(device)
     return data
 
 
 def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    params = model.parameters()
-    if cfg.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                   foreach=True)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    """The configured optimiser with PyTorch's fused kernel (one pass over all parameters:
+    on a 14M-parameter net, Adam's step drops from ~44 ms with ``foreach`` to ~6 ms)."""
+    params = list(model.parameters())
+    cls = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}.get(cfg.optimizer,
+                                                                         torch.optim.SGD)
+    try:
+        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/dtype
+        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
 
 @torch.no_grad()
@@ -153,12 +169,24 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
         >>> run = train(cfg)                                                 # doctest: +SKIP
     """
+    threads = torch.get_num_threads()
+    try:
+        return _train(config, run, runs_dir=runs_dir, resume=resume, progress=progress,
+                      log_epochs=log_epochs, stop_after_steps=stop_after_steps)
+    finally:  # train.threads is process-wide in torch: do not leak it to the next run
+        torch.set_num_threads(threads)
+
+
+def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: bool,
+           progress: bool, log_epochs: bool, stop_after_steps: int) -> Run:
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
     rank, world = distributed.setup(tc.device)
     device = torch.device(tc.device)
-    train_data = load_split(config, "train", tc.device)
+    if tc.tensorboard:
+        tensorboard_log.require()  # before any run folder is made
+    train_data = load_split(config, "train", tc.device, stream=True)
     valid_data = load_split(config, "valid", tc.device) if config.data.valid_size else None
     x_train = train_data.x
     y_train = train_data.y.to(device) if train_data.y is not None else None
@@ -226,8 +254,10 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
 
     n_batches = (n + tc.batch_size - 1) // tc.batch_size
     steps_this_call = 0
+    # a resumed run drops the TensorBoard events after its checkpoint, as metrics.jsonl does
+    purge = global_step + 1 if resumed else (0 if resume else None)
     model.train()
-    with _sigint_flag() as sigint:
+    with _sigint_flag() as sigint, _tensorboard(run, tc.tensorboard and main, purge) as tb:
         for epoch in range(start_epoch, tc.epochs):
             model.on_epoch_start(epoch, tc.epochs)
             if step_in_epoch == 0:
@@ -318,6 +348,8 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
                 bad_epochs += 1
             if main:
                 run.append_metrics(row)
+                if tb is not None:
+                    tb.scalars(row)
             if log_epochs and main:
                 shown = "  ".join(f"{k} {v:.3f}" for k, v in row.items()
                                   if k.startswith(("train/", "valid/")) and k.count("/") == 1)
@@ -335,6 +367,20 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
             if sigint["hit"] or (stop_after_steps and steps_this_call >= stop_after_steps):
                 return _stopped(run, sigint["hit"])
     return run
+
+
+@contextmanager
+def _tensorboard(run: Run, on: bool, purge_step: int | None):
+    """A :class:`tensorboard_log.TensorBoardLog` in ``<run>/tensorboard`` when ``on``, else
+    None; closed (flushed) when training ends, however it ends."""
+    if not on:
+        yield None
+        return
+    tb = tensorboard_log.TensorBoardLog(run.path / "tensorboard", purge_step=purge_step)
+    try:
+        yield tb
+    finally:
+        tb.close()
 
 
 def create_run(config: ExperimentConfig, runs_dir: str = "runs") -> Run:

@@ -28,13 +28,20 @@ Binarisation (``binarize``):
       says ``"dynamic"``); valid and test are statically binarised as above (their
       ``ImageData.binarize`` says ``"static"``) so that evaluation is deterministic.
 
+Storage (``storage``; see :mod:`autoencoders.data.storage`): a split is one float32
+tensor in RAM (``"memory"``), or, when it would not fit (``"auto"``) or when asked
+(``"memmap"``), a :class:`~autoencoders.data.storage.StreamedImages` that reads batches of
+rows from a memory-mapped uint8 cache in the user cache folder and converts them to float32
+on the fly, bit-identical to the in-memory tensor.
+
 Parsed files and static binarisations are cached in memory (keyed by path, size and
-mtime), never on disk.
+mtime); on disk only the uint8 caches of streamed splits (and CelebA's decoded images).
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,12 +54,23 @@ from autoencoders.data.download import data_dirs, ensure, find
 from autoencoders.data.dsprites import DSpritesGenerated, DSpritesOfficial
 from autoencoders.data.frey import FreyFace, read_frey
 from autoencoders.data.mnist import MNIST, FashionMNIST, read_idx
+from autoencoders.data.storage import (
+    STORAGES,
+    StreamedImages,
+    cache_dir,
+    cached_uint8,
+    check_storage,
+    over_budget,
+    report_streaming,
+)
 from autoencoders.data.variations import VARIATIONS
 from autoencoders.errors import ConfigError
 
 __all__ = [
     "DATASETS",
     "ImageData",
+    "STORAGES",
+    "StreamedImages",
     "data_dirs",
     "fetch",
     "get",
@@ -84,7 +102,9 @@ class ImageData:
         name: Dataset name, e.g. ``"mnist"``.
         split: ``"train"``, ``"valid"`` or ``"test"``.
         x: Images ``(N, C, H, W)`` float32 in [0, 1] (MNIST ``(N, 1, 28, 28)``, Frey
-            ``(N, 1, 28, 20)``); in {0, 1} when binarised.
+            ``(N, 1, 28, 20)``); in {0, 1} when binarised. A
+            :class:`~autoencoders.data.storage.StreamedImages` instead when the split
+            streams from a memory-mapped cache (``storage``): index it to get tensors.
         y: Labels ``(N,)`` int64, or ``None`` when the dataset has none (Frey).
         binarize: ``"none"`` (grey), ``"static"`` (``x`` is binary) or ``"dynamic"``
             (``x`` is grey; the trainer draws binary images from it every epoch).
@@ -92,7 +112,7 @@ class ImageData:
 
     name: str
     split: str
-    x: torch.Tensor
+    x: torch.Tensor | StreamedImages
     y: torch.Tensor | None
     binarize: str
 
@@ -111,6 +131,9 @@ def get(
     binarize: str = "none",
     download: bool = True,
     size: int = 0,
+    first: int = 0,
+    storage: str = "memory",
+    budget: int | None = None,
 ) -> ImageData:
     """Load one split of a dataset (see the module docstring for splits and binarisation).
 
@@ -126,9 +149,16 @@ def get(
         download: Whether absent files may be downloaded.
         size: For datasets with their own ``load`` (dSprites, CelebA): how many images
             to draw, with the dataset's fixed seed, before splitting (0: all).
+        first: Keep only the first ``first`` images of the split (0: all), before the
+            storage is chosen.
+        storage: ``"memory"`` (one float32 tensor), ``"memmap"`` (stream from a
+            memory-mapped uint8 cache) or ``"auto"`` (stream when the split's float32
+            bytes exceed ``budget``; also read a large data set's images from its cache
+            when only a small split is wanted). See :mod:`autoencoders.data.storage`.
+        budget: Bytes for ``"auto"``; ``None``: half the available RAM.
 
     Returns:
-        The split, ``x`` of shape ``(N, C, H, W)``.
+        The split, ``x`` of shape ``(N, C, H, W)`` (a tensor, or a ``StreamedImages``).
 
     Raises:
         ConfigError: An argument is invalid (the message lists the valid choices).
@@ -138,12 +168,15 @@ def get(
     cls = _dataset(name)
     _check_choice("split", split, SPLITS)
     _check_choice("binarize", binarize, BINARIZE)
-    for arg, value in (("valid_size", valid_size), ("test_size", test_size), ("seed", seed)):
+    check_storage(storage)
+    for arg, value in (("valid_size", valid_size), ("test_size", test_size), ("seed", seed),
+                       ("first", first)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{arg} must be a non-negative integer, got {value!r}.")
     if hasattr(cls, "load"):
         return cls.load(split, data_dir=data_dir, valid_size=valid_size, test_size=test_size,
-                        seed=seed, binarize=binarize, download=download, size=size)
+                        seed=seed, binarize=binarize, download=download, size=size,
+                        first=first, storage=storage, budget=budget)
     if size:
         custom = ", ".join(k for k, c in DATASETS.items() if hasattr(c, "load"))
         raise ConfigError(f"size={size} applies only to {custom}; {name} has a fixed size. "
@@ -151,15 +184,32 @@ def get(
     key = _cache_key(ensure(cls.source, data_dir, download, _other_md5s(cls)))
     official = _official(cls, key)
     source_split, rows = _rows(cls, official, split, valid_size, test_size, seed)
+    rows = rows[:first] if first else rows
 
     images, labels = official[source_split]
     applied = "static" if binarize == "dynamic" and split != "train" else binarize
+    y = None if labels is None else torch.from_numpy(labels[rows].astype(np.int64))
+    image_shape = (1, *images.shape[1:])
+    if over_budget(storage, len(rows), image_shape, budget):
+        kind = "binary" if applied == "static" else "grey"
+        digest = hashlib.md5(repr(key).encode()).hexdigest()[:16]
+        path = cache_dir(cls.source.folder) / f"{cls.name}-{source_split}-{kind}-{digest}.npy"
+
+        def fill(out: np.ndarray) -> None:
+            if applied == "static":
+                out[...] = _binarised(cls, key, source_split).numpy()
+            else:
+                out[...] = images
+
+        base = cached_uint8(path, images.shape, fill, name)
+        report_streaming(name, split, len(rows), image_shape, storage, budget, path)
+        x = StreamedImages(base, rows, grey=applied != "static", path=path)
+        return ImageData(name=name, split=split, x=x, y=y, binarize=applied)
     if applied == "static":
         x = _binarised(cls, key, source_split)[rows].to(torch.float32)
     else:
         x = torch.from_numpy(images[rows]).to(torch.float32).div_(255.0)
     x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
-    y = None if labels is None else torch.from_numpy(labels[rows].astype(np.int64))
     return ImageData(name=name, split=split, x=x, y=y, binarize=applied)
 
 

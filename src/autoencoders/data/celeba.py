@@ -10,11 +10,15 @@ instructions; nothing is downloaded.
 
 Preprocessing: the central 148 x 148 square of each 178 x 218 image (a common choice for
 64 x 64 CelebA models), resized to 64 x 64 with Pillow's bilinear filter with
-antialiasing. The images are decoded once into a uint8 array ``(N, 64, 64, 3)`` saved as
-``celeba64-<key>.npy`` in the user cache (``pooch.os_cache("autoencoders")/celeba``, never
-in the data folder, which may be shared), keyed by the file names, sizes and the
-preprocessing, and read back with ``allow_pickle=False``, so later epochs and runs never
-re-read the JPEGs. Images are in the attribute file's order.
+antialiasing. The images are decoded once, straight into a uint8 array ``(N, 64, 64, 3)``
+saved as ``celeba64-<key>.npy`` in the user cache (``pooch.os_cache("autoencoders")/celeba``,
+never in the data folder, which may be shared; written atomically, checked on every open
+and rebuilt when damaged), keyed by the file names, sizes and the preprocessing, and
+memory-mapped with ``allow_pickle=False``, so later epochs and runs never re-read the JPEGs
+and the uint8 images never have to fit in RAM. A split is converted to float32 in RAM, or,
+with ``data.storage`` "memmap" or "auto" when it exceeds the budget (all 202,599 images
+are 9.96 GB as float32), streamed from that cache batch by batch
+(:mod:`autoencoders.data.storage`). Images are in the attribute file's order.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import numpy as np
 import torch
 
 from autoencoders.data.download import Source, data_dirs
-from autoencoders.errors import DataCorruptError, DataMissingError
+from autoencoders.data.storage import StreamedImages, cached_uint8, over_budget, report_streaming
+from autoencoders.errors import DataCorruptError, DataMissingError, UserError
 
 SIZE = 64
 CROP = 148
@@ -101,8 +106,9 @@ def preprocess(path: Path) -> np.ndarray:
 
 
 def load_images(data_dir=None) -> tuple[np.ndarray, list[str], Path]:
-    """All images as ``(N, 64, 64, 3)`` uint8 (decoded once, then read from the cache),
-    their file names, and the folder they came from."""
+    """All images as ``(N, 64, 64, 3)`` uint8 (decoded once, then memory-mapped from the
+    cache; in RAM only when the cache cannot be written), their file names, and the folder
+    they came from."""
     folder, image_dir = find_folder(data_dir)
     files, _, _ = read_attributes(folder / ATTR_FILE)
     paths = [image_dir / f for f in files]
@@ -117,13 +123,17 @@ def load_images(data_dir=None) -> tuple[np.ndarray, list[str], Path]:
     name = f"celeba64-{h.hexdigest()[:16]}.npy"
     if name in _MEMORY:
         return _MEMORY[name], files, folder
-    cached = _cache_dir() / name
-    if cached.is_file():
-        images = np.load(cached, allow_pickle=False)
-    else:
+
+    def decode_into(out: np.ndarray) -> None:
+        for i, p in enumerate(paths):
+            out[i] = preprocess(p)
+
+    try:
+        images = cached_uint8(_cache_dir() / name, (len(paths), SIZE, SIZE, 3), decode_into,
+                              "celeba")
+    except UserError:  # an unwritable cache only costs a decode into RAM
         images = np.stack([preprocess(p) for p in paths])  # (N, 64, 64, 3)
-        _save_cache(images, cached)
-    images.flags.writeable = False
+        images.flags.writeable = False
     _MEMORY.clear()
     _MEMORY[name] = images
     return images, files, folder
@@ -136,18 +146,6 @@ def _cache_dir() -> Path:
     import pooch
 
     return Path(pooch.os_cache("autoencoders")) / "celeba"
-
-
-def _save_cache(images: np.ndarray, path: Path) -> None:
-    """Write the decoded array atomically; an unwritable cache only costs a re-decode."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            np.save(f, images)
-        tmp.replace(path)  # atomic: readers never see half a cache
-    except OSError:
-        tmp.unlink(missing_ok=True)
 
 
 class CelebA:
@@ -173,11 +171,13 @@ class CelebA:
 
     @classmethod
     def load(cls, split: str, *, data_dir=None, valid_size: int = 0, test_size: int = 0,
-             seed: int = 0, binarize: str = "none", download: bool = True, size: int = 0):
+             seed: int = 0, binarize: str = "none", download: bool = True, size: int = 0,
+             first: int = 0, storage: str = "memory", budget: int | None = None):
         """One split. With ``list_eval_partition.txt`` the official partition is used
         (``valid_size``/``test_size`` must then be 0); else ``test_size`` and
         ``valid_size`` images are carved from all of them. ``size`` > 0 keeps the first
-        ``size`` images."""
+        ``size`` images; ``first`` > 0 the first ``first`` of the split. ``storage``: see
+        :mod:`autoencoders.data.storage`."""
         from autoencoders.data import ImageData, _rows
         from autoencoders.errors import ConfigError
 
@@ -195,10 +195,18 @@ class CelebA:
             part = dict(line.split() for line in partition.read_text().splitlines()
                         if line.strip())
             code = {"train": "0", "valid": "1", "test": "2"}[split]
-            chosen = np.array([i for i, f in enumerate(files) if part.get(f) == code], int)
+            chosen = np.array([i for i, f in enumerate(files) if part.get(f) == code],
+                              np.int64)
         else:
-            _, chosen = _rows(cls, {"train": (images, None)}, split, valid_size, test_size,
+            _, chosen = _rows(cls, {"train": (files, None)}, split, valid_size, test_size,
                               seed)
+        chosen = chosen[:first] if first else chosen
+        if over_budget(storage, len(chosen), cls.image_shape, budget):
+            path = getattr(images, "filename", None)  # None: the cache was unwritable
+            report_streaming(cls.name, split, len(chosen), cls.image_shape, storage, budget,
+                             path or "(in RAM: the cache could not be written)")
+            x = StreamedImages(images, chosen, grey=True, path=path)
+            return ImageData(name=cls.name, split=split, x=x, y=None, binarize="none")
         x = torch.from_numpy(images[chosen]).permute(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
         return ImageData(name=cls.name, split=split, x=x.to(torch.float32).div_(255.0),
                          y=None, binarize="none")
