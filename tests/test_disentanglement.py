@@ -166,3 +166,18 @@ def test_metric_on_rendered_dsprites_with_a_factor_oracle():
     gaps = out["mig_per_factor"]
     assert gaps[3] > 0.6 and gaps[4] > 0.6  # pos_x, pos_y
     assert max(gaps[0], gaps[1], gaps[2]) < 0.1  # shape, scale, orientation
+
+
+def test_bf16_representation_is_close_to_fp32():
+    """eval.encode_precision = "bf16": same codes up to bfloat16 rounding, float32 out."""
+    from autoencoders.evaluation.disentanglement import representation
+    from autoencoders.models.vae import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(hidden=64, latent_dim=4), (1, 16, 16))
+    x = (torch.rand(50, 1, 16, 16) > 0.5).float()
+    a = representation(model)(x)
+    b = representation(model, precision="bf16")(x)
+    assert b.dtype == torch.float32 and b.shape == a.shape
+    assert not torch.equal(a, b)  # really computed in bf16
+    assert torch.allclose(a, b, atol=0.05 * float(a.abs().max()))

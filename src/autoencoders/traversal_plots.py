@@ -5,7 +5,8 @@ one latent over [-3, 3] with the others fixed, and decode; one row per latent, r
 by the latent's average KL(q(z_d|x) || p(z_d)) so that the informative ("alive") latents
 come first. ``kl_over_training`` draws the per-latent KL that the trainer logs after every
 epoch (``valid/kl_dim/<d>``, from ``VAE.diagnostics``). The figures are registered in
-:data:`autoencoders.plots.FIGURES` (``traversals``, ``kl_per_dim``, ``kl_over_training``) and work for any model with Gaussian ``encode`` ->
+:data:`autoencoders.plots.FIGURES` (``traversals``, ``kl_per_dim``, ``kl_over_training``)
+and work for any model with Gaussian ``encode`` ->
 ``(mu, log_var)`` and ``lik.mean(decode(z))`` (VAE, BetaVAE).
 """
 
@@ -138,7 +139,8 @@ def plot_kl_over_training(rows: list[dict], path: str | Path) -> Path | None:
     for i, d in enumerate(sorted(dims, key=lambda d: -final[d])):
         y = [r.get(f"valid/kl_dim/{d}", np.nan) for r in keyed]
         label = f"z{d} ({final[d]:.2f})" if final[d] > 0.1 else None
-        ax.plot(s, y, lw=1.3, color=cmap(i % cmap.N), label=label, marker="." if len(s) < 30 else None)
+        ax.plot(s, y, lw=1.3, color=cmap(i % cmap.N), label=label,
+                marker="." if len(s) < 30 else None)
     ax.set_xlabel("training samples")
     ax.set_ylabel("KL(q(z_d|x) || p(z_d)), nats")
     ax.set_title("KL of each latent on the validation split during training", fontsize=9)

@@ -38,17 +38,21 @@ import torch
 Represent = Callable[[torch.Tensor], torch.Tensor]
 
 
-def representation(model, batch: int = 1024) -> Represent:
+def representation(model, batch: int = 1024, precision: str = "fp32") -> Represent:
     """The model's deterministic code (``model.features``: the posterior mean for a VAE)
-    as a batched, gradient-free function ``(N, C, H, W) -> (N, latent_dim)`` on the CPU."""
+    as a batched, gradient-free function ``(N, C, H, W) -> (N, latent_dim)`` on the CPU.
+
+    ``precision = "bf16"`` runs the encoder under ``torch.autocast(bfloat16)`` (opt-in,
+    ``eval.encode_precision``); the codes are returned in float32 either way."""
     device = next(model.parameters()).device
 
     @torch.no_grad()
     def represent(x: torch.Tensor) -> torch.Tensor:
         was_training = model.training
         model.eval()
-        out = [model.features(x[i:i + batch].to(device)).float().cpu()
-               for i in range(0, x.shape[0], batch)]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = [model.features(x[i:i + batch].to(device)).float().cpu()
+                   for i in range(0, x.shape[0], batch)]
         model.train(was_training)
         return torch.cat(out)
 
@@ -392,20 +396,24 @@ def _all_metrics(run, represent: Represent, names=("beta_vae", "factor_vae", "mi
 
 def beta_vae_evaluator(run, model) -> dict[str, float]:
     """``test/beta_vae_metric`` (eval accuracy, %) and ``test/beta_vae_metric_train``."""
-    r = _all_metrics(run, representation(model), ("beta_vae",))
+    r = _all_metrics(run, _represent(run, model), ("beta_vae",))
     return {f"test/{k}": v for k, v in r.items()}
 
 
 def factor_vae_evaluator(run, model) -> dict[str, float]:
     """``test/factor_vae_metric`` (eval accuracy, %) and ``test/factor_vae_active_dims``."""
-    r = _all_metrics(run, representation(model), ("factor_vae",))
+    r = _all_metrics(run, _represent(run, model), ("factor_vae",))
     return {f"test/{k}": v for k, v in r.items()}
 
 
 def mig_evaluator(run, model) -> dict[str, float]:
     """``test/mig`` (0..1)."""
-    return {f"test/{k}": v for k, v in _all_metrics(run, representation(model),
+    return {f"test/{k}": v for k, v in _all_metrics(run, _represent(run, model),
                                                      ("mig",)).items()}
+
+
+def _represent(run, model) -> Represent:
+    return representation(model, precision=run.config.eval.encode_precision)
 
 
 def baselines_evaluator(run, model) -> dict[str, float]:
@@ -441,7 +449,7 @@ def baselines_evaluator(run, model) -> dict[str, float]:
             with torch.random.fork_rng():
                 torch.manual_seed(cfg.train.seed)
                 fresh = build_model(cfg.model, gt.image_shape)
-            represent = representation(fresh)
+            represent = representation(fresh, precision=cfg.eval.encode_precision)
         elif name == "pixels":
             def represent(x):
                 return x.flatten(1)
