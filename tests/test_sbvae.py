@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from autoencoders.config import load_experiment
+from autoencoders.errors import ConfigError
 from autoencoders.evaluation.likelihood import iw_log_likelihood
 from autoencoders.models.sbvae import (
     SBVAEConfig,
@@ -19,6 +20,7 @@ from autoencoders.models.sbvae import (
     kumaraswamy_log_mean,
     kumaraswamy_log_prob,
     kumaraswamy_log_sample,
+    lgamma_ratio,
     stick_breaking_log,
 )
 
@@ -173,9 +175,10 @@ def test_iw_k1_is_the_elbo_in_expectation_and_larger_k_is_higher():
     assert float(k100.mean()) > float(k1.mean())
 
 
-def test_extreme_raw_parameters_give_finite_loss_and_gradients():
-    for bias in (-60.0, 60.0):  # a, b at min_param, then clamped at max_param
-        model = tiny_model()
+@pytest.mark.parametrize("param_map", ["softplus", "exp"])
+def test_extreme_raw_parameters_give_finite_loss_and_gradients(param_map):
+    for bias in (-60.0, 60.0):  # a, b at min_param, then clamped at max_a, max_b
+        model = tiny_model(param_map=param_map, decoder_input_scale=6.0)
         with torch.no_grad():
             model.encoder[-1].bias.fill_(bias)
         x = torch.bernoulli(torch.full((16, 1, 8, 8), 0.5),
@@ -189,6 +192,75 @@ def test_extreme_raw_parameters_give_finite_loss_and_gradients():
             assert all(torch.isfinite(p.grad).all() for p in model.parameters())
             opt.step()
         assert torch.isfinite(model.log_importance_weights(x, 10)).all()
+
+
+def test_lgamma_ratio_is_exact_where_lgamma_cancels():
+    b = torch.tensor([0.3, 2.0, 9.99, 10.0, 30.0, 1e3], dtype=D)
+    x = torch.tensor([0.01, 0.5, 1.0, 7.0, 300.0], dtype=D)[:, None]
+    torch.testing.assert_close(lgamma_ratio(b, x), torch.lgamma(b) - torch.lgamma(b + x),
+                               rtol=1e-9, atol=1e-9)
+    # b = 1e12: lgamma(b) ~ 2.6e13, so even float64 lgamma differences are off by ~1e-2;
+    # log Gamma(b) / Gamma(b + x) = -x log b + x (1 - x) / (2 b) + O(b^-2)
+    big = torch.tensor(1e12, dtype=D)
+    x = torch.tensor([0.01, 0.5, 3.0, 80.0], dtype=D)
+    torch.testing.assert_close(lgamma_ratio(big, x), -x * big.log() + x * (1 - x) / (2 * big),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_kl_is_accurate_for_concentrated_posteriors_in_float32():
+    # An informative stick is a concentrated Kumaraswamy: v ~ 0.1 to within ~10 % needs
+    # a ~ 13 and b ~ 1e12, v ~ 0.5 needs b ~ 1e4. In float32 the old series lost log B(m/a, b)
+    # to the cancellation of lgamma(b) - lgamma(b + m/a) (KL off by up to 10 nats per stick
+    # at b = 1e7 and garbage beyond).
+    a = torch.tensor([2.0, 5.0, 13.0, 13.0, 30.0, 30.0, 0.5], dtype=D)
+    b = torch.tensor([1e5, 1e7, 1e4, 3e12, 1e8, 5.0, 1e12], dtype=D)
+    u = torch.rand(200_000, a.numel(), generator=torch.Generator().manual_seed(3),
+                   dtype=D).clamp(1e-12, 1 - 1e-12)
+    log_v, log_1mv, s = kumaraswamy_log_sample(a, b, u)
+    d = (kumaraswamy_log_prob(log_v, a, b, s)
+         - beta_log_prob(log_v, log_1mv, torch.tensor(1.0, dtype=D), torch.tensor(5.0, dtype=D)))
+    mc, se = d.mean(0), d.std(0) / math.sqrt(len(d))
+    closed = kumaraswamy_beta_kl(a.float(), b.float(), 1.0, 5.0).double()
+    assert ((closed - mc).abs() < 5 * se + 0.02).all(), (closed, mc, se)
+    mean = log_v.exp().mean(0)
+    torch.testing.assert_close(kumaraswamy_log_mean(a.float(), b.float()).exp().double(), mean,
+                               rtol=5e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("param_map", ["softplus", "exp"])
+def test_b_can_grow_past_50_with_a_gradient(param_map):
+    # the old default clamp b <= 50 stopped the gradient there: 11 % of the (example, stick)
+    # pairs of the trained 20-epoch model sat at b = 50, frozen
+    model = tiny_model(param_map=param_map)
+    k1 = model.config.truncation - 1
+    with torch.no_grad():
+        model.encoder[-1].weight.zero_()
+        model.encoder[-1].bias[:k1] = 2.0  # raw a
+        model.encoder[-1].bias[k1:] = 7.0 if param_map == "exp" else 1000.0  # raw b
+    a, b = model.encode(torch.zeros(2, 1, 8, 8))
+    assert float(b.detach().min()) > 999.0
+    b.sum().backward()
+    assert float(model.encoder[-1].bias.grad[k1:].abs().min()) > 0.5
+    # a is bounded by max_a (the KL series' accurate range), b by max_b
+    with torch.no_grad():
+        model.encoder[-1].bias.fill_(1e13)
+        a, b = model.encode(torch.zeros(2, 1, 8, 8))
+    assert float(a.max()) == pytest.approx(model.config.max_a)
+    assert float(b.max()) == pytest.approx(model.config.max_b, rel=1e-6)
+
+
+def test_decoder_input_scale_is_a_reparameterisation_of_the_first_layer():
+    x = torch.bernoulli(torch.full((3, 1, 8, 8), 0.4), generator=torch.Generator().manual_seed(2))
+    plain, scaled = tiny_model(), tiny_model(decoder_input_scale=6.0)
+    scaled.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        scaled.decoder[0][0].weight /= 6.0
+        pi = plain.features(x)
+        torch.testing.assert_close(scaled.decode(pi), plain.decode(pi))
+    with pytest.raises(ConfigError, match="decoder_input_scale"):
+        SBVAEConfig(decoder_input_scale=0.0).validate()
+    with pytest.raises(ConfigError, match="param_map"):
+        SBVAEConfig(param_map="sigmoid").validate()
 
 
 SBVAE_TINY = [
