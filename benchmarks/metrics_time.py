@@ -208,8 +208,8 @@ def main(argv=None) -> dict:
     n = sizes(args.scale)
     # as the evaluator decides (evaluation.disentanglement._ground_truth): past
     # FULL_GRID_AFTER images, look them up in the cached full grid instead of drawing them
-    needed = 2 * n["votes_batch"] * (n["votes_train"] + n["votes_eval"])
-    grid = args.grid == "always" or (args.grid == "auto" and needed >= D.FULL_GRID_AFTER)
+    grid = args.grid == "always" or (args.grid == "auto" and D.wants_full_grid(
+        n["votes_batch"], n["votes_train"], n["votes_eval"]))
     if grid:
         t0 = time.perf_counter()
         gt = dsprites.DSpritesGenerated.ground_truth(full_grid=True)

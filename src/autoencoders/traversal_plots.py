@@ -2,11 +2,11 @@
 
 Higgins et al. (2017), Figures 1, 2 and 7: start from a seed image's posterior mean, move
 one latent over [-3, 3] with the others fixed, and decode; one row per latent, rows sorted
-by the latent's average KL(q(z_d|x) || p(z_d)) so that the informative ("alive") latents
-come first. ``kl_over_training`` draws the per-latent KL that the trainer logs after every
-epoch (``valid/kl_dim/<d>``, from ``VAE.diagnostics``). The figures are registered in
-:data:`autoencoders.plots.FIGURES` (``traversals``, ``kl_per_dim``, ``kl_over_training``)
-and work for any model with Gaussian ``encode`` ->
+by the latent's average KL(q(z_d|x) || p(z_d)) (``VAE.kl_per_dim``) so that the
+informative ("alive") latents come first. ``kl_over_training`` draws the per-latent KL
+that the trainer logs after every epoch (``valid/kl_dim/<d>``, from ``VAE.diagnostics``).
+The figures are registered in :data:`autoencoders.plots.FIGURES` (``traversals``,
+``kl_per_dim``, ``kl_over_training``) and work for any model with Gaussian ``encode`` ->
 ``(mu, log_var)`` and ``lik.mean(decode(z))`` (VAE, BetaVAE).
 """
 
@@ -17,22 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .models.likelihoods import gaussian_kl
 from .plots import pyplot, save_figure
-
-
-@torch.no_grad()
-def kl_per_dim(model, x: torch.Tensor, batch: int = 1000) -> np.ndarray:
-    """Average KL(q(z_d|x) || N(0, 1)) of each latent over ``x``: ``(latent_dim,)`` nats."""
-    was = model.training
-    model.eval()
-    total = None
-    for i in range(0, x.shape[0], batch):
-        mu, log_var = model.encode(x[i:i + batch])
-        per = gaussian_kl(mu.unsqueeze(-1), log_var.unsqueeze(-1)).sum(0)  # (latent_dim,)
-        total = per if total is None else total + per
-    model.train(was)
-    return (total / x.shape[0]).cpu().numpy()
 
 
 @torch.no_grad()
@@ -62,7 +47,7 @@ def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: st
     side by side; each row is labelled with its latent index and KL in nats."""
     from .plots import image_grid
 
-    kl = kl_per_dim(model, x_for_kl)
+    kl = model.kl_per_dim(x_for_kl).numpy()
     order = np.argsort(-kl)[:max_rows]
     imgs = traversal_images(model, seeds, order, n_steps, limit)  # (R, S, T, C, H, W)
     n_rows, n_seeds = imgs.shape[:2]
@@ -86,7 +71,7 @@ def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: st
 
 def plot_kl_per_dim(model, x: torch.Tensor, path: str | Path) -> Path:
     """Bar chart of each latent's average KL on ``x`` (nats): which latents are alive."""
-    kl = kl_per_dim(model, x)
+    kl = model.kl_per_dim(x).numpy()
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=110)
     ax.bar(np.arange(len(kl)), kl, color="tab:blue")

@@ -344,7 +344,9 @@ class _DSpritesBase:
         return ImageData(name=cls.name, split=split, x=x, y=None, binarize=applied)
 
     @classmethod
-    def ground_truth(cls, data_dir=None, download: bool = True) -> DSprites:
+    def ground_truth(cls, data_dir=None, download: bool = True,
+                     full_grid: bool = False) -> DSprites:
+        """The factor API over this data set (``full_grid``: see the generated one)."""
         raise NotImplementedError
 
     @classmethod
@@ -452,7 +454,9 @@ class DSpritesOfficial(_DSpritesBase):
         return {"train": (imgs * np.uint8(255), None)}
 
     @classmethod
-    def ground_truth(cls, data_dir=None, download: bool = True) -> DSprites:
+    def ground_truth(cls, data_dir=None, download: bool = True,
+                     full_grid: bool = False) -> DSprites:
+        """Images looked up in the official file (so ``full_grid`` changes nothing)."""
         path = cls._path(data_dir, download)
         return DSprites(read_npz_rows(path, np.arange(N_IMAGES)))
 

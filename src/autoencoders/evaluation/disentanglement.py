@@ -28,7 +28,6 @@ latents match the prior, so their posterior mean is ~0):
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -358,17 +357,20 @@ def _ground_truth(run):
                         f"data.name = {d.name!r} does not have; use one of "
                         f"{', '.join(with_factors)}.")
     e = run.config.eval
-    # images the vote metrics will draw; past the grid's size, drawing the whole grid once
-    # (cached on disk) and looking images up is cheaper (procedural dSprites only)
-    needed = 2 * e.votes_batch * (e.votes_train + e.votes_eval)
-    if needed >= FULL_GRID_AFTER and "full_grid" in inspect.signature(cls.ground_truth).parameters:
-        return cls.ground_truth(d.data_dir, d.download, full_grid=True)
-    return cls.ground_truth(d.data_dir, d.download)
+    return cls.ground_truth(d.data_dir, d.download,
+                            full_grid=wants_full_grid(e.votes_batch, e.votes_train, e.votes_eval))
 
 
 # the vote metrics switch to the cached full grid of procedural dSprites (737,280 images)
 # when they would draw at least this many images
 FULL_GRID_AFTER = 737_280
+
+
+def wants_full_grid(votes_batch: int, votes_train: int, votes_eval: int) -> bool:
+    """Whether the vote metrics draw at least :data:`FULL_GRID_AFTER` images (two per pair),
+    past which drawing procedural dSprites' whole grid once (cached on disk) and looking
+    images up is cheaper than drawing them."""
+    return 2 * votes_batch * (votes_train + votes_eval) >= FULL_GRID_AFTER
 
 
 def _all_metrics(run, represent: Represent, names=("beta_vae", "factor_vae", "mig")
@@ -497,13 +499,12 @@ def _read_json(path) -> dict[str, float] | None:
 
 def _write_json(path, data: dict[str, float]) -> None:
     import json
-    import os
+
+    from ..runs import atomic_write_text
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, indent=1))
     except OSError:
         pass  # a cache: failing to write it costs time, not results
 

@@ -130,17 +130,25 @@ class VAE(LatentVariableModel):
         return Loss(total=self.regularised(rec, kl), terms={"rec": rec, "kl": kl})
 
     @torch.no_grad()
-    def diagnostics(self, x: torch.Tensor, batch: int = 1000) -> dict[str, float]:
-        """Average KL of each latent on ``x`` (nats), ``{"kl_dim/<d>": ...}``.
-
-        The trainer logs these with the validation numbers after every epoch (as
-        ``valid/kl_dim/<d>`` in metrics.jsonl), so the figure ``kl_over_training`` can show
-        when each latent comes alive (Burgess et al. 2018, Figure 3)."""
+    def kl_per_dim(self, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+        """Average KL(q(z_d|x) || N(0, 1)) of each latent over ``x``: ``(latent_dim,)``
+        float64 nats, in eval mode."""
+        was_training = self.training
+        self.eval()
         total = torch.zeros(self.latent_dim, dtype=torch.float64)
         for i in range(0, x.shape[0], batch):
             mu, log_var = self.encode(x[i:i + batch])
             total += gaussian_kl(mu.unsqueeze(-1), log_var.unsqueeze(-1)).sum(0).double().cpu()
-        return {f"kl_dim/{d}": float(v) for d, v in enumerate(total / max(1, x.shape[0]))}
+        self.train(was_training)
+        return total / max(1, x.shape[0])
+
+    def diagnostics(self, x: torch.Tensor) -> dict[str, float]:
+        """:meth:`kl_per_dim` as ``{"kl_dim/<d>": ...}``.
+
+        The trainer logs these with the validation numbers after every epoch (as
+        ``valid/kl_dim/<d>`` in metrics.jsonl), so the figure ``kl_over_training`` can show
+        when each latent comes alive (Burgess et al. 2018, Figure 3)."""
+        return {f"kl_dim/{d}": float(v) for d, v in enumerate(self.kl_per_dim(x))}
 
     def regularised(self, rec: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
         """The objective from its terms; beta-VAE overrides only this."""
