@@ -44,3 +44,22 @@ def test_k_larger_than_the_train_set_is_an_error_that_names_it():
     y = np.arange(5)
     with pytest.raises(ConfigError, match="k in \\[10\\].*5"):
         knn_errors(z, y, z, y, (10,))
+
+
+def test_sampled_codes_need_a_generative_model_and_the_choice_is_checked():
+    import torch
+
+    from autoencoders.config import from_dict
+    from autoencoders.evaluation.features import knn_evaluator
+    from autoencoders.models.dae import DenoisingAE, DenoisingAEConfig
+
+    with pytest.raises(ConfigError, match="knn_codes = 'samples'.*mean, sample"):
+        from_dict({"model": {"name": "vae"}, "eval": {"knn_codes": ["samples"]}})
+
+    class FakeRun:  # the check comes before any data is read
+        config = from_dict({"model": {"name": "dae"}, "eval": {"knn_codes": ["sample"]}})
+
+    model = DenoisingAE(DenoisingAEConfig(hidden=4), (1, 28, 28))
+    torch.manual_seed(0)
+    with pytest.raises(ConfigError, match="no posterior to sample from"):
+        knn_evaluator(FakeRun(), model)

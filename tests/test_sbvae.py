@@ -155,6 +155,22 @@ def test_features_are_the_expected_stick_weights():
     torch.testing.assert_close(feats.sum(-1), torch.ones(3, dtype=D), rtol=0, atol=1e-5)
 
 
+def test_posterior_samples_are_stick_weights_averaging_to_the_features():
+    model = tiny_model(init_std=0.3)
+    x = torch.bernoulli(torch.full((4, 1, 8, 8), 0.4), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        feats = model.features(x).double()
+        one = model.sample_posterior(x, generator=torch.Generator().manual_seed(5))
+        again = model.sample_posterior(x, generator=torch.Generator().manual_seed(5))
+        many = model.sample_posterior(x.repeat(50_000, 1, 1, 1),
+                                      generator=torch.Generator().manual_seed(6)).double()
+    assert one.shape == (4, 6) and torch.equal(one, again)
+    assert (many >= 0).all()
+    torch.testing.assert_close(many.sum(-1), torch.ones(200_000, dtype=D), rtol=0, atol=1e-5)
+    torch.testing.assert_close(many.view(50_000, 4, 6).mean(0), feats, rtol=0.03, atol=2e-3)
+    assert not torch.allclose(one.double(), feats, atol=1e-3)  # a draw, not the mean
+
+
 def test_iw_k1_is_the_elbo_in_expectation_and_larger_k_is_higher():
     model = tiny_model(init_std=0.3)
     model.eval()
@@ -287,8 +303,10 @@ def test_sbvae_learns_and_extreme_init_trains_without_nan(shared_data, tmp_path)
     model = run.load_model("best")
     out = knn_evaluator(run, model)
     assert out["knn_train_examples"] == 600
-    assert {f"test/knn_error_k{k}" for k in (3, 5, 10)} <= out.keys()
-    assert all(0 <= out[f"test/knn_error_k{k}"] < 90 for k in (3, 5, 10)), out
+    keys = [f"test/knn_error_{kind}k{k}" for kind in ("", "sample_") for k in (3, 5, 10)]
+    assert set(keys) <= out.keys()  # the experiment scores means and posterior samples
+    assert all(0 <= out[key] < 90 for key in keys), out
+    assert knn_evaluator(run, model) == out  # the posterior draws are seeded
     # huge initial weights (a, b start at their bounds) and a large step size: the trainer
     # stops with TrainingDiverged on any NaN, so finishing is the test
     wild = train(_tiny_run_config(shared_data, "model.init_std=1.0", "train.lr=0.01"),

@@ -57,6 +57,14 @@ def test_cli_train_tensorboard_scalars_equal_metrics(shared_data, tmp_path, caps
     assert_scalars_equal_metrics(run)
     assert {"train/loss", "train/rec", "train/kl", "valid/loss"} <= set(
         events(run.path / "tensorboard").Tags()["scalars"])
+    # figures drawn from Python (as ae.reproduce does) are mirrored too, at the last step
+    from autoencoders.pipeline import plot
+
+    run.config.eval.figures = ["samples", "reconstructions"]
+    assert len(plot(run)) == 2
+    acc = events(run.path / "tensorboard")
+    assert sorted(acc.Tags()["images"]) == ["figures/reconstructions", "figures/samples"]
+    assert [e.step for e in acc.Images("figures/samples")] == [run.metrics()[-1]["step"]]
 
 
 def test_resume_purges_events_after_the_checkpoint(shared_data, tmp_path):

@@ -162,6 +162,23 @@ def test_iw_chunking_does_not_change_the_estimate(trained_vae):
     assert (a - c).abs().mean() < 1.0  # different draws, same estimator
 
 
+def test_posterior_samples_have_the_posterior_mean_and_variance():
+    torch.manual_seed(0)
+    cfg = VAEConfig(latent_dim=3, hidden=16)
+    cfg.validate()
+    model = VAE(cfg, (1, 4, 4)).eval()
+    x = torch.rand(2, 1, 4, 4)
+    with torch.no_grad():
+        mu, log_var = model.encode(x)
+        z = model.sample_posterior(x.repeat(100_000, 1, 1, 1),
+                                   generator=torch.Generator().manual_seed(1)).view(100_000, 2, 3)
+        one = model.sample_posterior(x, generator=torch.Generator().manual_seed(1))
+        again = model.sample_posterior(x, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(one, again) and not torch.allclose(one, mu, atol=1e-3)
+    torch.testing.assert_close(z.mean(0), mu, rtol=0, atol=0.02)
+    torch.testing.assert_close(z.var(0), log_var.exp(), rtol=0.03, atol=0)
+
+
 def test_vae_weights_initialised_as_in_the_paper():
     model = VAE(VAEConfig(latent_dim=20, hidden=500), (1, 28, 28))
     w = model.encoder[0].weight

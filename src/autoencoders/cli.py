@@ -180,10 +180,7 @@ def _dispatch(args, command: str) -> int:
         cfg = load_experiment(args.experiment, args.profile, _overrides(args))
         _require_tensorboard(cfg)
         run = reproduce(cfg, runs_dir=args.runs_dir, progress=progress, command=command)
-        if cfg.train.tensorboard:
-            from .tensorboard_log import log_figures
-
-            log_figures(run.path, recursive=True)  # a sweep's children too
+        if cfg.train.tensorboard:  # figures were mirrored there by pipeline.plot
             print(f"tensorboard: tensorboard --logdir {run.path}")
         print(f"report: {run.path / 'report.md'}")
         return 0
@@ -205,16 +202,8 @@ def _dispatch(args, command: str) -> int:
 
         run = Run.load(args.run)
         run.log_command(command)
-        for p in plot(run):
+        for p in plot(run):  # also mirrored into RUN/tensorboard when the run logs there
             print(p)
-        if run.config.train.tensorboard or (run.path / "tensorboard").is_dir():
-            from .tensorboard_log import log_figures
-
-            try:
-                log_figures(run.path)
-            except UserError as e:  # the figures are drawn; only their mirror is missing
-                print(f"autoencoders: note: figures not logged to TensorBoard: {e}",
-                      file=sys.stderr)
         return 0
     if args.cmd == "report":
         from .report import write_report

@@ -133,6 +133,10 @@ class EvalConfig:
     # the probe reports nothing. knn_raw_pixels also scores the raw-pixel baseline.
     knn_k: list[int] = field(default_factory=lambda: [3, 5, 10])
     knn_raw_pixels: bool = False
+    # codes the kNN probe classifies: "mean" = model.features (posterior mean; keys
+    # test/knn_error_k<k>), "sample" = one draw from q(z|x) per image, generative models
+    # only (keys test/knn_error_sample_k<k>)
+    knn_codes: list[str] = field(default_factory=lambda: ["mean"])
     # disentanglement metrics (evaluation/disentanglement.py); defaults are the papers':
     # L pairs (Higgins) / points (FactorVAE) per vote, train and eval votes, MIG points
     # "bf16": the disentanglement metrics encode their images under bfloat16 autocast
@@ -160,6 +164,8 @@ class EvalConfig:
                self.feature_alphas, "numbers >= 1 (alpha * k units are kept)")
         _check(all(k >= 1 for k in self.knn_k), "eval.knn_k", self.knn_k,
                "a list of integers >= 1 (e.g. [3, 5, 10])")
+        for name in self.knn_codes:
+            _check_choice("eval.knn_codes", name, ["mean", "sample"])
         _check(self.iw_batch >= 1, "eval.iw_batch", self.iw_batch, "an integer >= 1")
         _check(self.test_subset >= 0, "eval.test_subset", self.test_subset, "an integer >= 0")
         for key in ("votes_batch", "votes_train", "votes_eval", "mig_points",

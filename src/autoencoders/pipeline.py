@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,22 @@ def plot(run: Run) -> list[Path]:
     fig_dir = run.path / "figures"
     written = [plots.draw(name, run, model, fig_dir / f"{name}.png")
                for name in cfg.eval.figures]
+    _figures_to_tensorboard(run)
     return [p for p in written if p is not None]
+
+
+def _figures_to_tensorboard(run: Run) -> None:
+    """Mirror ``<run>/figures`` into ``<run>/tensorboard`` when the run logs there
+    (``train.tensorboard``, or a tensorboard folder from an earlier ``--tensorboard``)."""
+    if not (run.config.train.tensorboard or (run.path / "tensorboard").is_dir()):
+        return
+    from .errors import UserError
+    from .tensorboard_log import log_figures
+
+    try:
+        log_figures(run.path)
+    except UserError as e:  # the figures are drawn; only their mirror is missing
+        print(f"autoencoders: note: figures not logged to TensorBoard: {e}", file=sys.stderr)
 
 
 def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool = True,
@@ -150,6 +166,7 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
             plots.side_by_side([child.path / "figures" / f"{name}.png" for _, child in children],
                                [label for label, _ in children],
                                parent.path / "figures" / f"{name}.png")
+    _figures_to_tensorboard(parent)
     write_sweep_report(parent, children, command=command,
                        wall_seconds=time.perf_counter() - t0)
     return parent

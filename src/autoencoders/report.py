@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .runs import Run, atomic_write_text
+from .runs import Run, atomic_write_text, headline
 
 LABELS = {
     "test/elbo": "test lower bound (ELBO), nats",
@@ -28,9 +28,12 @@ LABELS = {
     "valid/logreg_error": "validation error of logistic regression on the features, %",
     "test/error": "test classification error, %",
     "test/nll": "test negative log-likelihood of the labels, nats",
-    "test/knn_error_k3": "test error of 3-NN on the codes, %",
-    "test/knn_error_k5": "test error of 5-NN on the codes, %",
-    "test/knn_error_k10": "test error of 10-NN on the codes, %",
+    "test/knn_error_k3": "test error of 3-NN on the codes (posterior means), %",
+    "test/knn_error_k5": "test error of 5-NN on the codes (posterior means), %",
+    "test/knn_error_k10": "test error of 10-NN on the codes (posterior means), %",
+    "test/knn_error_sample_k3": "test error of 3-NN on posterior samples, %",
+    "test/knn_error_sample_k5": "test error of 5-NN on posterior samples, %",
+    "test/knn_error_sample_k10": "test error of 10-NN on posterior samples, %",
     "test/knn_error_raw_k3": "test error of 3-NN on raw pixels, %",
     "test/knn_error_raw_k5": "test error of 5-NN on raw pixels, %",
     "test/knn_error_raw_k10": "test error of 10-NN on raw pixels, %",
@@ -122,8 +125,7 @@ def training_summary(run: Run) -> list[str]:
         f"{last['time']:.0f} s of training ({rate:,.0f} samples/s); optimiser {tc.optimizer} "
         f"lr {tc.lr}, batch {tc.batch_size}, weight decay {tc.weight_decay}, seed {tc.seed}.",
     ]
-    finals = ", ".join(f"{k} {v:.2f}" for k, v in last.items()
-                       if k.startswith(("train/", "valid/")) and k.count("/") == 1)
+    finals = ", ".join(f"{k} {v:.2f}" for k, v in headline(last).items())
     out.append(f"- last epoch: {finals}.")
     return out
 

@@ -35,6 +35,13 @@ from .config import ExperimentConfig, from_dict
 from .errors import CheckpointError, ConfigError, UserError
 
 
+def headline(row: dict[str, Any]) -> dict[str, Any]:
+    """The ``train/<term>`` and ``valid/<term>`` numbers of a metrics row, without the
+    per-latent diagnostics (``valid/kl_dim/<d>``): what the epoch line and the report show."""
+    return {k: v for k, v in row.items()
+            if k.startswith(("train/", "valid/")) and k.count("/") == 1}
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new, never half."""
     path = Path(path)

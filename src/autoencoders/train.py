@@ -37,7 +37,7 @@ from .errors import TrainingDiverged, UserError
 from .evaluation.likelihood import average_loss_terms
 from .models.base import Loss
 from .registry import build_model
-from .runs import Run
+from .runs import Run, headline
 
 
 def load_split(config: ExperimentConfig, split: str, device: str = "cpu",
@@ -351,8 +351,7 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
                 if tb is not None:
                     tb.scalars(row)
             if log_epochs and main:
-                shown = "  ".join(f"{k} {v:.3f}" for k, v in row.items()
-                                  if k.startswith(("train/", "valid/")) and k.count("/") == 1)
+                shown = "  ".join(f"{k} {v:.3f}" for k, v in headline(row).items())
                 tqdm.write(f"epoch {epoch + 1}/{tc.epochs}  {shown}  ({elapsed:.0f} s)")
             step_in_epoch = 0
             stop_early = bool(tc.early_stopping) and bad_epochs >= tc.early_stopping

@@ -85,6 +85,13 @@ class LatentVariableModel(Autoencoder):
         """``n`` latent codes from the prior, ``(n, latent_dim)``."""
         raise NotImplementedError
 
+    def sample_posterior(self, x: torch.Tensor,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+        """One code per example drawn from q(z | x), ``(batch, n_features)``: the stochastic
+        counterpart of ``features`` (same space: z for a Gaussian VAE, the weights pi for the
+        SB-VAE). The kNN probe's ``eval.knn_codes = ["sample"]`` reads it."""
+        raise NotImplementedError
+
     def log_importance_weights(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
         """log p(x, z_s) - log q(z_s | x) for z_s ~ q(z | x), s = 1..n_samples.
 

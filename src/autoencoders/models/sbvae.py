@@ -181,6 +181,13 @@ class StickBreakingVAE(LatentVariableModel):
         log_mean = kumaraswamy_log_mean(a, b)
         return stick_breaking_log(log_mean, log1mexp(log_mean)).exp()
 
+    def sample_posterior(self, x: torch.Tensor,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+        """Stick weights pi ``(B, K)`` from one Kumaraswamy draw of every stick."""
+        a, b = self.encode(x)
+        log_v, log_1mv, _ = kumaraswamy_log_sample(a, b, self._noise(a.shape, a, generator))
+        return stick_breaking_log(log_v, log_1mv).exp()
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.lik.mean(self.decode(self.features(x)))
 

@@ -161,6 +161,13 @@ class VAE(LatentVariableModel):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x)[0]
 
+    def sample_posterior(self, x: torch.Tensor,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mu + sigma * eps, eps ~ N(0, I), one draw per example."""
+        mu, log_var = self.encode(x)
+        eps = torch.randn(mu.shape, generator=generator).to(mu.device)
+        return mu + (0.5 * log_var).exp() * eps
+
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
         return torch.randn(n, self.latent_dim, generator=generator).to(device)
