@@ -83,6 +83,26 @@ def test_conv_networks_follow_the_image_size(shape):
     assert m.sample(2).shape == (2, *shape)
 
 
+def test_kaiming_conv_init_scales_weights_by_fan_in_and_zeroes_biases():
+    torch.manual_seed(0)
+    m = BetaVAE(BetaVAEConfig(latent_dim=10, arch="conv", conv_init="kaiming"), (1, 64, 64))
+    layers = [mod for mod in m.modules()
+              if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert len(layers) == 12  # encoder 4 convs + 2 linear, decoder 2 linear + 4 transposed
+    for mod in layers:
+        fan_in = torch.nn.init._calculate_fan_in_and_fan_out(mod.weight)[0]
+        assert mod.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.2)
+        assert torch.count_nonzero(mod.bias) == 0
+    # what it is for: the posterior means start far more input-dependent than under
+    # PyTorch's default init (which the gamma = 1000 capacity term then pins to a constant)
+    torch.manual_seed(0)
+    default = BetaVAE(BetaVAEConfig(latent_dim=10, arch="conv"), (1, 64, 64))
+    x = (torch.rand(256, 1, 64, 64) < 0.1).float()
+    with torch.no_grad():
+        spread = [model.encode(x)[0].std(0).mean().item() for model in (m, default)]
+    assert spread[0] > 10 * spread[1], spread
+
+
 def test_paper_fc_net_layout_and_vae_defaults_unchanged():
     m = BetaVAE(BetaVAEConfig(latent_dim=10, hidden=1200, hidden_layers=2, decoder_layers=3,
                               activation="relu", decoder_activation="tanh", init_std=0.0),

@@ -99,6 +99,17 @@ def conv_sizes(size: int, n_layers: int) -> list[int]:
     return sizes
 
 
+def kaiming_init_(module: nn.Module) -> nn.Module:
+    """He-normal weights (fan in, ReLU gain) and zero biases for every linear and
+    (transposed) convolution layer of ``module``, in place."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
 def conv_encoder(image_shape: tuple[int, int, int], channels: list[int], fc: int, out: int,
                  act: str = "relu") -> nn.Sequential:
     """``(batch, C*H*W)`` (flat, like the MLPs) -> ``(batch, out)``: convs, FC ``fc``, linear."""

@@ -31,7 +31,7 @@ from .likelihoods import (
     make_likelihood,
     standard_normal_log_prob,
 )
-from .nets import ConvDecoder, Unflatten, conv_encoder, flat_dim, mlp
+from .nets import ConvDecoder, Unflatten, conv_encoder, flat_dim, kaiming_init_, mlp
 
 
 @dataclass
@@ -52,6 +52,11 @@ class VAEConfig:
     decoder_activation: str = ""  # "": same as activation (Higgins' dSprites decoder: tanh)
     conv_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
     conv_fc: int = 256  # the FC layer between the convs and the latent code
+    # conv weights: "pytorch" (its default) or "kaiming" (He normal weights, zero biases,
+    # as reference beta-VAE code does; the capacity-controlled objective needs it: with
+    # PyTorch's default the gamma = 1000 term pins the encoder's means to a constant and
+    # the run never leaves the mean image, docs/REPRODUCTIONS.md)
+    conv_init: Literal["pytorch", "kaiming"] = "pytorch"
 
     def validate(self) -> None:
         if self.latent_dim < 1:
@@ -96,6 +101,8 @@ class VAE(LatentVariableModel):
                                         2 * z, config.activation)
             self.decoder = ConvDecoder(z, self.image_shape, config.conv_channels,
                                        config.conv_fc, out_channels, config.activation)
+            if config.conv_init == "kaiming":
+                kaiming_init_(self)
             return
         n_dec = config.decoder_layers or config.hidden_layers
         dec_act = config.decoder_activation or config.activation
