@@ -38,9 +38,8 @@ def encode_dataset(model, x: torch.Tensor, batch: int = 1000, method: str = "fea
     model.eval()
     device = next(model.parameters()).device
     code = getattr(model, method)
-    with torch.no_grad():
-        out = [code(x[i:i + batch].to(device), **options).flatten(1).float().cpu()
-               for i in range(0, x.shape[0], batch)]
+    out = [code(x[i:i + batch].to(device), **options).flatten(1).float().cpu()
+           for i in range(0, x.shape[0], batch)]
     model.train(was_training)
     return torch.cat(out).numpy()
 

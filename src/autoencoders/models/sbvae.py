@@ -166,10 +166,15 @@ class StickBreakingVAE(LatentVariableModel):
         u = torch.rand(shape, generator=generator, dtype=like.dtype)
         return u.to(like.device).clamp(U_EPS, 1.0 - U_EPS)
 
+    def _sample_pi(self, a: torch.Tensor, b: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """Stick weights pi ``(B, K)`` from one reparameterised Kumaraswamy draw per stick."""
+        log_v, log_1mv, _ = kumaraswamy_log_sample(a, b, self._noise(a.shape, a, generator))
+        return stick_breaking_log(log_v, log_1mv).exp()
+
     def loss(self, x: torch.Tensor) -> Loss:
         a, b = self.encode(x)
-        log_v, log_1mv, _ = kumaraswamy_log_sample(a, b, self._noise(a.shape, a))
-        pi = stick_breaking_log(log_v, log_1mv).exp()  # (B, K)
+        pi = self._sample_pi(a, b)  # (B, K)
         rec = -self.lik.log_prob(self.decode(pi), x).mean()
         kl = kumaraswamy_beta_kl(a, b, 1.0, self.config.alpha0, self.config.kl_terms)
         kl = kl.sum(-1).mean()
@@ -184,9 +189,7 @@ class StickBreakingVAE(LatentVariableModel):
     def sample_posterior(self, x: torch.Tensor,
                          generator: torch.Generator | None = None) -> torch.Tensor:
         """Stick weights pi ``(B, K)`` from one Kumaraswamy draw of every stick."""
-        a, b = self.encode(x)
-        log_v, log_1mv, _ = kumaraswamy_log_sample(a, b, self._noise(a.shape, a, generator))
-        return stick_breaking_log(log_v, log_1mv).exp()
+        return self._sample_pi(*self.encode(x), generator)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.lik.mean(self.decode(self.features(x)))
