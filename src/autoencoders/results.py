@@ -113,8 +113,22 @@ def _records_single(run: Run, label: str) -> list[Record]:
         return []
     numbers = {k: float(v) for k, v in ev.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return [Record(label, run.config.train.seed, numbers, dict(run.config.reference),
+    return [Record(label, run.config.train.seed, numbers, paper_values(run, label),
                    _budget(run))]
+
+
+def paper_values(run: Run, label: str) -> dict[str, Any]:
+    """The paper's numbers for ``run`` (a sweep's child: ``label``): from the shipped
+    experiment's current ``[reference]`` (where sources and their check status are kept up
+    to date), else what the run's config recorded."""
+    from .config import experiments_dir, read_toml
+
+    path = experiments_dir() / f"{run.config.name.replace('-', '_')}.toml"
+    if not path.is_file():
+        return dict(run.config.reference)
+    ref = read_toml(path).get("reference", {})
+    return dict(ref.get(label, {})) if label else {
+        k: v for k, v in ref.items() if "/" in k}
 
 
 def _budget(run: Run) -> dict[str, Any]:
@@ -274,12 +288,16 @@ def _cell(text: str) -> str:
 
 def summary(reps: dict[str, Reproduction]) -> str:
     """The README's table: one row per archived reproduction, the numbers the paper has a
-    value for (mean ± sd over seeds), each with its command."""
+    value for (those marked ``headline = true`` in the experiment's ``[reference]``, else
+    all), as mean ± sd over the seeds, with the command that made them."""
     lines = ["| paper | command | ours | paper |", "|---|---|---|---|"]
     for rep in reps.values():
         ours, theirs = [], []
         for label, records in _groups(rep):
-            for key in records[0].reference:
+            ref = records[0].reference
+            # the keys marked `headline = true`, else every key the paper has a value for
+            keys = [k for k, e in ref.items() if isinstance(e, dict) and e.get("headline")]
+            for key in keys or list(ref):
                 if not all(key in r.eval for r in records):
                     continue
                 value, _, status = _ref(records[0].reference[key])
