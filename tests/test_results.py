@@ -106,3 +106,15 @@ def test_docs_tables_are_generated_from_the_archived_runs():
     assert results.update(files, REPO / "results", check=True) == []
     for f in files:
         assert results.BLOCK.search(f.read_text()), f"{f.name} has no generated block"
+
+
+def test_baselines_table_averages_each_representation_over_runs():
+    recs = [results.Record("beta4", s, {"test/beta_vae_metric": 80.0 + s,
+                                        "baseline/pca/beta_vae_metric": 50.0 + 2 * s,
+                                        "baseline/untrained/beta_vae_metric": 20.0 + s},
+                           {}, {"epochs": 1, "samples": 10}) for s in (0, 1)]
+    rep = results.Reproduction("x", "P", "quick", {}, recs)
+    table = results.markdown(rep)
+    assert "| PCA of the pixels, as many components as latents | 51.00 |" in table
+    assert "| the model's network at its initial weights | 20.50 |" in table
+    assert table.index("PCA") < table.index("initial weights")  # a fixed, readable order

@@ -227,8 +227,8 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
     keys += sorted({k for _, ev, ref in evals for k in ref if k not in LABELS})
     keys = [k for k in keys if k not in ("test/loss", "test/rec", "test/kl")] or keys
     head = " | ".join(f"{LABELS.get(k, k)} (paper)" for k in keys)
-    lines += ["## Numbers", "", f"| run | {head} | train s |",
-              "|---|" + "---|" * (len(keys) + 1)]
+    lines += ["## Numbers", "", f"| run | {head} | budget | train s |",
+              "|---|" + "---|" * (len(keys) + 2)]
     for (label, child), (_, ev, ref) in zip(children, evals, strict=True):
         rows = child.metrics()
         cells = []
@@ -236,8 +236,10 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
             value, _ = _ref(ref.get(k))
             cells.append(f"{_fmt(ev.get(k))} ({_fmt(value)})")
         t = rows[-1]["time"] if rows else None
+        budget = (f"{rows[-1]['epoch']} epochs, {rows[-1]['samples']:,} samples"
+                  if rows else "—")
         link = f"{quote(label)}/report.md"  # spaces as %20: still a link once prefixed
-        lines.append(f"| [{label}]({link}) | {' | '.join(cells)} | {_fmt(t)} |")
+        lines.append(f"| [{label}]({link}) | {' | '.join(cells)} | {budget} | {_fmt(t)} |")
     sources = sorted({_ref(e)[1] for _, _, ref in evals for e in ref.values() if _ref(e)[1]})
     if sources:
         lines += ["", "Paper's numbers: " + "; ".join(sources) + "."]

@@ -254,6 +254,7 @@ def markdown(rep: Reproduction) -> str:
             paper = "—" if value is None else f"{value} ({status})"
             lines.append(f"| {_cell(label or rep.experiment)} | {_cell(_label(key))} | "
                          f"{_ours(values)} | {each} | {paper} | {_cell(source)} |")
+    lines += _baselines(rep)
     p = rep.provenance
     budgets = {_budget_text(r.budget) for r in rep.records}
     lines += [""]
@@ -275,6 +276,37 @@ def markdown(rep: Reproduction) -> str:
         feats = f" ({p['cpu_features']})" if p.get("cpu_features") else ""
         lines.append(f"Machine: {p['hardware']}{feats}; {p.get('versions', '')}.")
     return "\n".join(lines)
+
+
+BASELINES = {
+    "pixels": "raw pixels (no model)",
+    "pca": "PCA of the pixels, as many components as latents",
+    "ica": "FastICA of the pixels, as many components as latents",
+    "untrained": "the model's network at its initial weights",
+}
+
+
+def _baselines(rep: Reproduction) -> list[str]:
+    """The disentanglement baselines (``baseline/<name>/<metric>``), mean over seeds: what
+    a representation with no learning scores on the same votes."""
+    names = sorted({k.split("/")[1] for r in rep.records for k in r.eval
+                    if k.startswith("baseline/")}, key=lambda n: list(BASELINES).index(n)
+                   if n in BASELINES else len(BASELINES))
+    if not names:
+        return []
+    metrics = [m for m in ("beta_vae_metric", "factor_vae_metric", "mig")
+               if any(f"baseline/{n}/{m}" in r.eval for n in names for r in rep.records)]
+    out = ["", "Baselines on the same votes (mean over every run that scored them):", "",
+           "| representation | " + " | ".join(_cell(_label(f"test/{m}")) for m in metrics)
+           + " |", "|---|" + "---|" * len(metrics)]
+    for n in names:
+        cells = []
+        for m in metrics:
+            values = [r.eval[f"baseline/{n}/{m}"] for r in rep.records
+                      if f"baseline/{n}/{m}" in r.eval]
+            cells.append(_num(stats(values)[0]) if values else "—")
+        out.append(f"| {_cell(BASELINES.get(n, n))} | {' | '.join(cells)} |")
+    return out
 
 
 def _cores(p: dict[str, Any]) -> str:
