@@ -21,10 +21,28 @@ from .config import ExperimentConfig, _set_dotted, from_dict
 from .evaluation import EVALUATORS
 from .evaluation.likelihood import average_loss_terms, iw_log_likelihood
 from .report import write_report, write_sweep_report
-from .runs import Run, atomic_write_text
+from .runs import Run, atomic_write_text, holds_lock
 from .train import load_split, train
 
 
+def stopped_notice(run: Run, doing: str) -> dict[str, Any]:
+    """Say (one line on stderr) when ``run`` stopped before the end of its training, and
+    return what was trained, for eval.json / the export's metadata: ``trained_epochs``
+    (complete epochs of the last checkpoint), ``epochs`` (configured), ``finished``."""
+    prog = run.progress()
+    if prog is None:
+        return {}
+    note = run.stopped_note()
+    if note:
+        print(f"autoencoders: note: {note}: {doing} its last checkpoint.", file=sys.stderr)
+    out = {"trained_epochs": prog["epochs_done"], "epochs": prog["epochs"],
+           "finished": prog["finished"]}
+    if prog["step_in_epoch"]:
+        out["trained_steps_into_next_epoch"] = prog["step_in_epoch"]
+    return out
+
+
+@holds_lock
 def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
     """Test-set numbers for a trained run; written to ``eval.json`` and returned.
 
@@ -37,6 +55,7 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
     cfg = run.config
     t0 = time.perf_counter()
     model = run.load_model(cfg.eval.checkpoint)
+    trained = stopped_notice(run, "evaluating")
     test = load_split(cfg, "test")
     torch.manual_seed(cfg.train.seed + 1)  # evaluation noise: fixed, separate from training
     terms = average_loss_terms(model, test.x, y=test.y)
@@ -60,11 +79,13 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
         t1 = time.perf_counter()
         out.update(plots.resolve(EVALUATORS[name])(run, model))
         out[f"{name}_seconds"] = round(time.perf_counter() - t1, 2)
+    out.update(trained)
     out["eval_seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_text(run.path / "eval.json", json.dumps(out, indent=2))
     return out
 
 
+@holds_lock
 def plot(run: Run) -> list[Path]:
     """Draw the run's figures (``eval.figures``) into ``<run>/figures``."""
     cfg = run.config
@@ -97,11 +118,12 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
         return _reproduce_sweep(config, runs_dir, progress, command)
     t0 = time.perf_counter()
     run = Run.create(config, runs_dir)
-    run.log_command(command)
-    run = train_stages(config, run, progress=progress)
-    evaluate(run, progress=progress)
-    plot(run)
-    write_report(run, command=command, wall_seconds=time.perf_counter() - t0)
+    with run.lock():
+        run.log_command(command)
+        run = train_stages(config, run, progress=progress)
+        evaluate(run, progress=progress)
+        plot(run)
+        write_report(run, command=command, wall_seconds=time.perf_counter() - t0)
     return run
 
 
@@ -126,7 +148,8 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True) -> R
             _set_dotted(raw, key, value)
         stage_cfg = from_dict(raw)
         last = i == len(plan) - 1
-        stage_run = Run.create(stage_cfg, path=run.path if last else run.path / label)
+        stage_run = Run.create(stage_cfg, path=run.path if last else run.path / label,
+                               exist_ok=last)
         if progress:
             tqdm.write(f"--- stage {label}")
         train(stage_cfg, stage_run, progress=progress)
@@ -138,6 +161,12 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
                      command: str) -> Run:
     t0 = time.perf_counter()
     parent = Run.create(config, runs_dir)
+    with parent.lock():
+        return _run_sweep(config, parent, progress, command, t0)
+
+
+def _run_sweep(config: ExperimentConfig, parent: Run, progress: bool, command: str,
+               t0: float) -> Run:
     parent.log_command(command)
     children: list[tuple[str, Run]] = []
     key = config.sweep.key
