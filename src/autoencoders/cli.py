@@ -105,17 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args, command)
     except UserError as e:
-        print(f"autoencoders: error: {e}", file=sys.stderr)
+        print(_printable(f"autoencoders: error: {e}"), file=sys.stderr)
         return 2
     except OSError as e:  # a file the library did not expect to fail: name it, no traceback
         where = f" ({e.filename})" if e.filename else ""
-        print(f"autoencoders: error: {e.strerror or e}{where}. Check that the file or folder "
-              "exists, is readable (and writable for run folders), and that the disk has "
-              "free space.", file=sys.stderr)
+        print(_printable(f"autoencoders: error: {e.strerror or e}{where}. Check that the file "
+                         "or folder exists, is readable (and writable for run folders), and "
+                         "that the disk has free space."), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("autoencoders: interrupted.", file=sys.stderr)
         return 130
+
+
+def _printable(text: str) -> str:
+    """``text`` with the undecodable bytes of a non-UTF-8 path shown as U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _overrides(args) -> list[str]:
@@ -188,7 +193,7 @@ def _dispatch(args, command: str) -> int:
                 run = train_stages(cfg, run, progress=progress)
         distributed.cleanup()
         if distributed.is_main():
-            print(f"run folder: {run.path}")
+            print(_printable(f"run folder: {run.path}"))
         return 0
     if args.cmd == "reproduce":
         from .pipeline import reproduce, reproduce_all
@@ -208,7 +213,7 @@ def _dispatch(args, command: str) -> int:
         run = reproduce(cfg, runs_dir=args.runs_dir, progress=progress, command=command)
         if cfg.train.tensorboard:  # figures were mirrored there by pipeline.plot
             print(f"tensorboard: tensorboard --logdir {run.path}")
-        print(f"report: {run.path / 'report.md'}")
+        print(_printable(f"report: {run.path / 'report.md'}"))
         return 0
     if args.cmd == "evaluate":
         import json
@@ -231,7 +236,7 @@ def _dispatch(args, command: str) -> int:
         with run.lock():
             run.log_command(command)
             for p in plot(run):  # also mirrored into RUN/tensorboard when the run logs there
-                print(p)
+                print(_printable(str(p)))
         return 0
     if args.cmd == "report":
         from .report import write_report
@@ -240,13 +245,14 @@ def _dispatch(args, command: str) -> int:
         run = Run.load(args.run)
         with run.lock():
             run.log_command(command)
-            print(write_report(run, command=""))
+            print(_printable(str(write_report(run, command=""))))
         return 0
     if args.cmd == "export":
         from .pretrained import export
         from .runs import Run
 
-        print(export(Run.load(args.run), args.name, args.out_dir, force=args.force))
+        print(_printable(str(export(Run.load(args.run), args.name, args.out_dir,
+                                           force=args.force))))
         return 0
     if args.cmd == "runs":
         return _runs(args.dir)
@@ -273,9 +279,9 @@ def _runs(folder: str) -> int:
     found = find_runs(folder)
     for item in found:
         if isinstance(item, tuple):
-            print(f"{item[0]}  damaged: {item[1]}")
+            print(_printable(f"{item[0]}  damaged: {item[1]}"))
         else:
-            print(f"{item.path}  {run_status(item)}")
+            print(_printable(f"{item.path}  {run_status(item)}"))
     if not found:
         print(f"no run folders under {folder}")
     return 0

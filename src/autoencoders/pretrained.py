@@ -151,7 +151,7 @@ def export(run, name: str, out_dir: str | Path | None = None, command: str = "",
 def _export(run, path: Path, command: str) -> Path:
     from .pipeline import stopped_notice
     from .report import git_commit
-    from .runs import _fsync_path
+    from .runs import _fsync_path, remove_quietly
 
     model = run.load_model(run.config.eval.checkpoint)
     trained = stopped_notice(run, "exporting")
@@ -176,7 +176,7 @@ def _export(run, path: Path, command: str) -> Path:
         _fsync_path(tmp)
         os.replace(tmp, path)
     except (OSError, SafetensorError) as e:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
         raise UserError(f"Could not write {path}: {getattr(e, 'strerror', None) or e}. "
                         "Nothing was replaced; free disk space or choose a writable "
                         "--out-dir.") from None

@@ -131,10 +131,8 @@ def training_summary(run: Run) -> list[str]:
     out.append(f"- last epoch: {finals}.")
     note = run.stopped_note()
     if note:
-        prog = run.progress()
-        out.append(f"- **training did not finish**: {note.replace(f'{run.path} ', '', 1)} "
-                   f"(configured: {prog['epochs']} epochs); the numbers are those of its "
-                   "last checkpoint.")
+        out.append(f"- **training did not finish**: {note.replace(f'{run.path} ', '', 1)}; "
+                   "the numbers are those of its last checkpoint.")
     return out
 
 

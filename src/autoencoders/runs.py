@@ -75,7 +75,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
         raise UserError(
             f"Could not write {path}: {e.strerror or e}. Nothing was lost: the previous "
             "version of this file (if any) is intact. Free disk space or choose a writable "
@@ -444,12 +444,12 @@ class Run:
             _fsync_path(tmp)
             os.replace(tmp, d / state_name)
         except (OSError, RuntimeError, SafetensorError) as e:  # torch/safetensors wrap ENOSPC
-            tmp.unlink(missing_ok=True)
+            remove_quietly(tmp)
             if not isinstance(e, OSError | SafetensorError) and "write" not in str(e).lower():
                 raise
             raise UserError(
-                f"Could not write a checkpoint in {d}: {e.strerror or e}. The previous "
-                "checkpoint is intact; free disk space and resume with "
+                f"Could not write a checkpoint in {d}: {getattr(e, 'strerror', None) or e}. "
+                "The previous checkpoint is intact; free disk space and resume with "
                 f"`autoencoders train --resume {self.path}`."
             ) from None
         manifest = {
@@ -478,7 +478,7 @@ class Run:
             _fsync_path(tmp)
             os.replace(tmp, self.ckpt_dir / "best.safetensors")
         except (OSError, SafetensorError) as e:
-            tmp.unlink(missing_ok=True)
+            remove_quietly(tmp)
             raise UserError(
                 f"Could not write {self.ckpt_dir / 'best.safetensors'}: "
                 f"{getattr(e, 'strerror', None) or e}. The previous best weights are intact; "
@@ -510,11 +510,12 @@ class Run:
         if not isinstance(man, dict):
             raise CheckpointError(f"Checkpoint manifest {p} is damaged (not a JSON object). "
                                   f"{fix}")
-        for key, typ in (("step", int), ("epoch", int), ("model", str), ("state", str),
-                         ("sha256", dict)):
+        for key, typ, kind in (("step", int, "an integer"), ("epoch", int, "an integer"),
+                               ("model", str, "a string"), ("state", str, "a string"),
+                               ("sha256", dict, "an object")):
             if not isinstance(man.get(key), typ) or isinstance(man.get(key), bool):
                 raise CheckpointError(f"Checkpoint manifest {p} is damaged: {key!r} is "
-                                      f"missing or not a {typ.__name__}. {fix}")
+                                      f"missing or not {kind}. {fix}")
         for key, pattern in (("model", MODEL_FILE), ("state", STATE_FILE)):
             name = safe_name(man[key], f"{key} file named in {p}", error=CheckpointError)
             if not pattern.fullmatch(name):
@@ -646,7 +647,7 @@ def run_status(run: Run) -> str:
         return f"in use by PID {pid}" if pid else "in use"
     reason = run.failure()
     if reason is not None:
-        return f"failed: {reason}"
+        return f"failed: {reason if len(reason) <= 160 else reason[:157] + '...'}"
     if run.config.sweep is not None and run.config.sweep.values:
         return f"sweep of {len(run.config.sweep.values)} runs"
     try:
@@ -658,6 +659,14 @@ def run_status(run: Run) -> str:
     if prog["finished"]:
         return f"done ({prog['epochs_done']} of {prog['epochs']} epochs)"
     return "interrupted: " + (run.stopped_note() or "").replace(f"{run.path} ", "", 1)
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete ``path`` if it exists; a failure (e.g. its folder is not a folder) is moot."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _read_pid(fd: int) -> int:
