@@ -797,6 +797,17 @@ def _(w, ctx):
             *tiny_args()], ["train-images-idx3-ubyte.gz"]
 
 
+@row("data file unreadable")
+def _(w, ctx):
+    from autoencoders.data import download
+
+    def denied(path, *a):
+        raise PermissionError(13, "Permission denied", path)
+    ctx["mp"].setattr(download, "_digest", denied)
+    ctx["mp"].setattr(download, "_raw_digest", denied)
+    return _train_args(w, ctx), ["Permission denied", "idx", "--data-dir"]
+
+
 @row("celeba corrupt jpeg")
 def _(w, ctx):
     if not (w["root"] / "celeba-jpeg").is_dir():

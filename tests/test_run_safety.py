@@ -326,3 +326,20 @@ def test_user_text_is_escaped_in_the_report(tiny_runs, tmp_path):
     text = (run / "report.md").read_text()
     assert "<script>" not in text and "[x](" not in text  # no HTML, no link
     assert "a \\| b &lt;script&gt;" in text and "\\[x\\](http" in text and "P \\| Q" in text
+
+
+def test_runs_lists_damaged_folders_and_sweeps(tiny_runs, tmp_path, capsys):
+    root = tmp_path / "runs"
+    bad_manifest = copy(tiny_runs["done"], root / "x" / "bad-manifest")
+    (bad_manifest / "checkpoints" / "last.json").write_text("[]")
+    bad_config = copy(tiny_runs["done"], root / "x" / "bad-config")
+    (bad_config / "config.json").write_text("{")
+    Run.create(load_experiment("vae-mnist-nz-sweep"), path=root / "x" / "sweep")
+    before = digest(root)
+    assert main(["runs", str(root)]) == 0
+    lines = {Path(line.split("  ", 1)[0]).name: line.split("  ", 1)[1]
+             for line in capsys.readouterr().out.splitlines()}
+    assert lines["bad-manifest"].startswith("damaged: Checkpoint manifest")
+    assert lines["bad-config"].startswith("damaged:") and "not valid JSON" in lines["bad-config"]
+    assert lines["sweep"] == "sweep of 5 runs"
+    assert digest(root) == before  # listing changes nothing
