@@ -758,17 +758,37 @@ def _(w, ctx):
 
 @row("lr inf")
 def _(w, ctx):
-    return _train_args(w, ctx, "train.lr=inf"), ["train.lr = inf", "finite"]
+    return _train_args(w, ctx, "train.lr=inf"), ["train.lr", "finite number, got inf"]
 
 
 @row("lr nan")
 def _(w, ctx):
-    return _train_args(w, ctx, "train.lr=nan"), ["train.lr = nan"]
+    return _train_args(w, ctx, "train.lr=nan"), ["train.lr must be a finite number, got nan"]
 
 
 @row("weight decay inf")
 def _(w, ctx):
     return _train_args(w, ctx, "train.weight_decay=inf"), ["train.weight_decay"]
+
+
+@row("seed beyond 64 bits")
+def _(w, ctx):
+    return _train_args(w, ctx, "train.seed=99999999999999999999"), ["train.seed", "0 to"]
+
+
+@row("split seed negative")
+def _(w, ctx):
+    return _train_args(w, ctx, "data.split_seed=-1"), ["data.split_seed = -1"]
+
+
+@row("logreg C infinite")
+def _(w, ctx):
+    return _train_args(w, ctx, "eval.logreg_C=[1.0, inf]"), ["eval.logreg_C", "finite"]
+
+
+@row("model float nan")
+def _(w, ctx):
+    return _train_args(w, ctx, "model.init_std=nan"), ["model.init_std", "finite"]
 
 
 @row("diverges before any checkpoint")

@@ -36,6 +36,7 @@ from .errors import ConfigError
 from .names import safe_name, unique_names
 
 PROFILES = ("quick", "full")
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 
 
 @dataclass
@@ -67,6 +68,8 @@ class DataConfig:
         _check(self.test_size >= 0, "data.test_size", self.test_size, "an integer >= 0")
         _check(self.train_size >= 0, "data.train_size", self.train_size, "an integer >= 0")
         _check(self.size >= 0, "data.size", self.size, "an integer >= 0 (0: all)")
+        _check(0 <= self.split_seed <= MAX_SEED, "data.split_seed", self.split_seed,
+               f"an integer from 0 to {MAX_SEED}")
 
 
 @dataclass
@@ -108,6 +111,8 @@ class TrainConfig:
         _check(self.early_stopping >= 0, "train.early_stopping", self.early_stopping,
                "an integer >= 0")
         _check(self.log_every >= 1, "train.log_every", self.log_every, "an integer >= 1")
+        _check(0 <= self.seed <= MAX_SEED, "train.seed", self.seed,
+               f"an integer from 0 to {MAX_SEED}")
         cores = os.cpu_count() or 1
         _check(0 <= self.threads <= 4 * cores, "train.threads", self.threads,
                f"an integer from 0 to {4 * cores} (4 x the {cores} cores of this machine; "
@@ -510,7 +515,13 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     if typ is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key} must be a number, got {value!r} ({type(value).__name__}).")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            value = math.inf
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}.")
+        return value
     if typ is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string, got {value!r} ({type(value).__name__}).")

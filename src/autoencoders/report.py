@@ -137,10 +137,10 @@ def training_summary(run: Run) -> list[str]:
 
 
 def md_text(text: str) -> str:
-    """User text (an experiment's name, paper, description, a label) as Markdown that shows
-    it literally: no HTML, links, code spans or table cells come from it."""
+    """User text (an experiment's name, paper, description, a label) as Markdown that
+    cannot make HTML, links, code spans or table cells (emphasis marks are left alone)."""
     out = str(text).replace("\\", "\\\\")
-    for c in "|[]`*_#":
+    for c in "|[]`":
         out = out.replace(c, "\\" + c)
     return out.replace("<", "&lt;").replace(">", "&gt;")
 

@@ -145,6 +145,9 @@ class Run:
                         break
                     except FileExistsError:
                         continue
+                else:
+                    raise UserError(f"{parent} already holds 9999 runs started at {stamp}; "
+                                    "wait a second or choose another --runs-dir.")
             else:
                 path = Path(path)
                 try:
