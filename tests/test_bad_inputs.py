@@ -931,6 +931,30 @@ def _(w, ctx):
     return lambda: ae.models.get("vae")(latent_dim=10**9), ["GiB"]
 
 
+@row("api evaluate a number")
+def _(w, ctx):
+    import autoencoders as ae
+    return lambda: ae.evaluate(123), ["takes a run", "ae.load_run"]
+
+
+@row("api train an experiment name")
+def _(w, ctx):
+    import autoencoders as ae
+    return lambda: ae.train("vae-mnist"), ["ExperimentConfig", "load_experiment"]
+
+
+@row("api reproduce an experiment name")
+def _(w, ctx):
+    import autoencoders as ae
+    return lambda: ae.reproduce("vae-mnist"), ["ExperimentConfig"]
+
+
+@row("api load_experiment None")
+def _(w, ctx):
+    import autoencoders as ae
+    return lambda: ae.load_experiment(None), ["a name", ".toml path", "NoneType"]
+
+
 @row("api run folder exists")
 def _(w, ctx):
     from autoencoders.config import load_experiment

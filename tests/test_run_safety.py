@@ -200,6 +200,7 @@ def test_a_finished_run_gets_no_note(tiny_runs, tmp_path, capsys):
     assert main(["evaluate", str(run)]) == 0
     assert "note" not in capsys.readouterr().err
     assert json.loads((run / "eval.json").read_text())["finished"] is True
+    assert ae.evaluate(str(run), progress=False)["finished"] is True  # a path works too
 
 
 # -- export ---------------------------------------------------------------------------

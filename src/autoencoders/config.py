@@ -277,6 +277,9 @@ def list_experiments() -> list[str]:
 
 def experiment_path(name_or_path: str | Path) -> Path:
     """Resolve an experiment name (``vae-mnist``) or a path to a TOML file."""
+    if not isinstance(name_or_path, str | Path):
+        raise ConfigError(f"An experiment is a name (see list_experiments()) or a .toml path, "
+                          f"got {name_or_path!r} ({type(name_or_path).__name__}).")
     p = Path(name_or_path)
     if p.suffix == ".toml":
         if not p.is_file():

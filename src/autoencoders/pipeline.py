@@ -114,6 +114,12 @@ def _figures_to_tensorboard(run: Run) -> None:
 def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool = True,
               command: str = "") -> Run:
     """Train, evaluate, plot and report one experiment (every sweep value if it has one)."""
+    if not isinstance(config, ExperimentConfig):
+        from .errors import UserError
+
+        raise UserError(f"reproduce takes an ExperimentConfig, e.g. "
+                        f"reproduce(load_experiment(\"vae-mnist\")), got {config!r} "
+                        f"({type(config).__name__}).")
     if config.sweep is not None and config.sweep.values:
         return _reproduce_sweep(config, runs_dir, progress, command)
     t0 = time.perf_counter()

@@ -606,15 +606,26 @@ def holds_lock(fn: F) -> F:
     """Decorator: ``fn(run, ...)`` runs with ``run.lock()`` held (rank 0 only)."""
 
     @functools.wraps(fn)
-    def wrapper(run: Run, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(run: Run | str | Path, *args: Any, **kwargs: Any) -> Any:
         from . import distributed
 
+        run = as_run(run, fn.__name__)
         if not distributed.is_main():
             return fn(run, *args, **kwargs)
         with run.lock():
             return fn(run, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def as_run(run: Any, what: str = "this function") -> Run:
+    """``run`` itself, or the run folder a path names; anything else is a UserError."""
+    if isinstance(run, Run):
+        return run
+    if isinstance(run, str | Path):
+        return Run.load(run)
+    raise UserError(f"{what} takes a run: a Run (ae.load_run(path)) or a run folder's path, "
+                    f"got {run!r} ({type(run).__name__}).")
 
 
 def find_runs(folder: str | Path, depth: int = 4) -> list[Run | tuple[Path, str]]:

@@ -178,6 +178,10 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
         >>> run = train(cfg)                                                 # doctest: +SKIP
     """
+    if not isinstance(config, ExperimentConfig):
+        raise UserError(f"train takes an ExperimentConfig, e.g. "
+                        f"train(load_experiment(\"vae-mnist\")), got {config!r} "
+                        f"({type(config).__name__}).")
     if resume and run is None:
         raise UserError("train(..., resume=True) needs the run folder to resume: "
                         "train(run.config, run, resume=True).")
