@@ -667,6 +667,37 @@ def _(w, ctx):
     return ["evaluate", str(run)], ["commands.log"]
 
 
+@row("report.md is a folder")
+def _(w, ctx):
+    run = _copy(w, ctx)
+    (run / "report.md").unlink(missing_ok=True)
+    (run / "report.md").mkdir()
+    return ["report", str(run)], ["Could not write", "report.md", "Nothing was lost"]
+
+
+@row(".lock is a folder")
+def _(w, ctx):
+    run = _copy(w, ctx)
+    (run / ".lock").unlink(missing_ok=True)
+    (run / ".lock").mkdir()
+    return ["evaluate", str(run)], ["Cannot open", ".lock"]
+
+
+@row("config.json is a folder")
+def _(w, ctx):
+    run = _copy(w, ctx)
+    (run / "config.json").unlink()
+    (run / "config.json").mkdir()
+    return ["evaluate", str(run)], ["not a run folder"]
+
+
+@row("best weights are junk")
+def _(w, ctx):
+    run = _copy(w, ctx)
+    (run / "checkpoints" / "best.safetensors").write_bytes(b"junk")
+    return ["evaluate", str(run)], ["best.safetensors", "cannot be read"]
+
+
 @row("plot a run without checkpoint")
 def _(w, ctx):
     from autoencoders.config import load_experiment

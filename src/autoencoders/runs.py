@@ -78,8 +78,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         remove_quietly(tmp)
         raise UserError(
             f"Could not write {path}: {e.strerror or e}. Nothing was lost: the previous "
-            "version of this file (if any) is intact. Free disk space or choose a writable "
-            "--runs-dir, then resume."
+            "version of this file (if any) is intact. Check that its folder is writable and "
+            "that the disk has free space, then run the command again."
         ) from None
     _fsync_dir(path.parent)
 
@@ -133,6 +133,10 @@ class Run:
         ``path`` must not exist yet unless ``exist_ok``.
         """
         safe_name(config.name, "experiment name")
+        if path is None:
+            where: Path = Path(runs_dir) / config.name
+        else:
+            where = Path(path)
         try:
             if path is None:
                 parent = Path(runs_dir) / config.name
@@ -160,8 +164,8 @@ class Run:
             (path / "figures").mkdir(exist_ok=True)
         except OSError as e:
             raise UserError(
-                f"Cannot create the run folder {path}: {e.strerror or e}. Choose a writable "
-                "folder with --runs-dir."
+                f"Cannot create the run folder {path or where}: {e.strerror or e}. Choose a "
+                "writable folder with --runs-dir."
             ) from None
         run = cls(path, config)
         atomic_write_text(path / "config.json", json.dumps(config.to_dict(), indent=2))
