@@ -713,6 +713,7 @@ def _(w, ctx):
     from autoencoders.runs import Run
 
     run = Run.create(load_experiment("vae-mnist-nz-sweep"), path=ctx["tmp"] / "sweep")
+    ctx["untouched"] = [run.path]  # not even a line in its commands.log
     return ["train", "--resume", str(run.path)], ["folder of a sweep", "resume one of its runs"]
 
 
@@ -1036,6 +1037,10 @@ def test_bad_input_row(world, capsys, monkeypatch, tmp_path, name):
     after = protected(world)
     changed = [k for k, v in before.items() if after.get(k) != v]
     assert not changed, f"pre-existing files changed: {changed}"
+    for folder in [world["run"], *ctx.get("untouched", [])]:
+        prefix = f"w/{folder.relative_to(world['root'])}/"
+        assert {k for k in after if k.startswith(prefix)} == \
+            {k for k in before if k.startswith(prefix)}, f"files appeared in {folder}"
 
 
 def test_the_tables_hold_at_least_70_rows():

@@ -156,10 +156,11 @@ def _dispatch(args, command: str) -> int:
         from . import distributed
         from .pipeline import train_stages  # staged models (SdA): one run per stage
         from .runs import Run
-        from .train import create_run, train
+        from .train import check_resumable, create_run, train
 
         if args.resume:
             run = Run.load(args.resume)
+            check_resumable(run)
             if args.overrides:
                 raise UserError("--set cannot change a run being resumed: its config is fixed "
                                 f"in {run.path / 'config.json'}. Start a new run instead.")

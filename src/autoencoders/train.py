@@ -182,31 +182,39 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         raise UserError(f"train takes an ExperimentConfig, e.g. "
                         f"train(load_experiment(\"vae-mnist\")), got {config!r} "
                         f"({type(config).__name__}).")
-    if resume and run is None:
+    if resume:
+        check_resumable(run)
+    threads = torch.get_num_threads()
+    made: dict[str, Run] = {"run": run} if run is not None else {}
+    try:
+        with ExitStack() as stack:  # holds the run's lock until the failure is marked
+            try:
+                return _train(config, run, runs_dir=runs_dir, resume=resume,
+                              progress=progress, log_epochs=log_epochs,
+                              stop_after_steps=stop_after_steps, stack=stack, made=made)
+            except (UserError, OSError, RuntimeError) as e:
+                # the folder stays, marked, so `autoencoders runs` tells why it has no results
+                failed = made.get("run")
+                if (failed is not None and distributed.is_main()
+                        and not failed.has_checkpoint()
+                        and not isinstance(e, TrainingInterrupted | RunInUseError)):
+                    failed.mark_failed(str(e).splitlines()[0] if str(e) else type(e).__name__)
+                raise
+    finally:  # train.threads is process-wide in torch: do not leak it to the next run
+        torch.set_num_threads(threads)
+
+
+def check_resumable(run: Run | None) -> None:
+    """Raise a UserError unless ``run`` is one run folder that ``--resume`` can continue."""
+    if run is None:
         raise UserError("train(..., resume=True) needs the run folder to resume: "
                         "train(run.config, run, resume=True).")
-    if resume and run.config.sweep is not None and run.config.sweep.values:
+    if run.config.sweep is not None and run.config.sweep.values:
         children = sorted(p.name for p in run.path.iterdir() if (p / "config.json").is_file())
         raise UserError(
             f"{run.path} is the folder of a sweep over {run.config.sweep.key}, not one run: "
             f"resume one of its runs instead ({', '.join(children) or 'none was made'}), e.g. "
             f"`autoencoders train --resume {run.path / (children[0] if children else 'LABEL')}`.")
-    threads = torch.get_num_threads()
-    made: dict[str, Run] = {"run": run} if run is not None else {}
-    try:
-        with ExitStack() as stack:
-            return _train(config, run, runs_dir=runs_dir, resume=resume, progress=progress,
-                          log_epochs=log_epochs, stop_after_steps=stop_after_steps,
-                          stack=stack, made=made)
-    except (UserError, OSError, RuntimeError) as e:
-        # the folder stays, marked, so `autoencoders runs` tells why it has no results
-        failed = made.get("run")
-        if (failed is not None and distributed.is_main() and not failed.has_checkpoint()
-                and not isinstance(e, TrainingInterrupted | RunInUseError)):
-            failed.mark_failed(str(e).splitlines()[0] if str(e) else type(e).__name__)
-        raise
-    finally:  # train.threads is process-wide in torch: do not leak it to the next run
-        torch.set_num_threads(threads)
 
 
 def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: bool,
