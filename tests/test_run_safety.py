@@ -184,7 +184,7 @@ def test_evaluate_report_export_of_a_stopped_run_say_so(tiny_runs, tmp_path, cap
     assert "stopped during epoch 2 of 3" in err and "evaluating its last checkpoint" in err
     ev = json.loads((run / "eval.json").read_text())
     assert (ev["trained_epochs"], ev["epochs"], ev["finished"]) == (1, 3, False)
-    assert ev["trained_steps_into_next_epoch"] == 1
+    assert ev["trained_steps_into_next_epoch"] == 1 and ev["checkpoint_epoch"] == 1
     assert main(["report", str(run)]) == 0
     report = (run / "report.md").read_text()
     assert "- 1 epoch, " in report and "1 epochs" not in report
@@ -344,3 +344,16 @@ def test_runs_lists_damaged_folders_and_sweeps(tiny_runs, tmp_path, capsys):
     assert lines["bad-config"].startswith("damaged:") and "not valid JSON" in lines["bad-config"]
     assert lines["sweep"] == "sweep of 5 runs"
     assert digest(root) == before  # listing changes nothing
+
+
+def test_a_stopped_run_with_early_stopping_names_its_best_epoch(tiny_runs, tmp_path, capsys):
+    cfg = load_experiment("vae-mnist", "quick", [
+        "model.latent_dim=2", "model.hidden=16", "data.train_size=300", "data.valid_size=100",
+        "train.epochs=5", "train.early_stopping=3", "eval.iw_samples=0", "train.threads=1",
+        f'data.data_dir="{Run.load(tiny_runs["done"]).config.data.data_dir}"'])
+    run = ae.train(cfg, runs_dir=tmp_path, progress=False, log_epochs=False,
+                   stop_after_steps=7)  # two epochs and one step
+    assert run.best_epoch() == 2
+    ev = ae.evaluate(run, progress=False)
+    assert (ev["checkpoint_epoch"], ev["trained_epochs"], ev["finished"]) == (2, 2, False)
+    assert "evaluating its best checkpoint (epoch 2)" in capsys.readouterr().err

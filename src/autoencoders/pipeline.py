@@ -28,15 +28,19 @@ from .train import load_split, train
 def stopped_notice(run: Run, doing: str) -> dict[str, Any]:
     """Say (one line on stderr) when ``run`` stopped before the end of its training, and
     return what was trained, for eval.json / the export's metadata: ``trained_epochs``
-    (complete epochs of the last checkpoint), ``epochs`` (configured), ``finished``."""
+    (complete epochs of the last checkpoint), ``epochs`` (configured), ``finished``, and
+    ``checkpoint_epoch``: the epoch of the weights used (``best.safetensors`` when
+    ``eval.checkpoint = "best"`` and early stopping kept one, else the last checkpoint's)."""
     prog = run.progress()
     if prog is None:
         return {}
+    best = run.best_epoch() if run.config.eval.checkpoint == "best" else None
+    which = f"its best checkpoint (epoch {best})" if best else "its last checkpoint"
     note = run.stopped_note()
     if note:
-        print(f"autoencoders: note: {note}: {doing} its last checkpoint.", file=sys.stderr)
+        print(f"autoencoders: note: {note}: {doing} {which}.", file=sys.stderr)
     out = {"trained_epochs": prog["epochs_done"], "epochs": prog["epochs"],
-           "finished": prog["finished"]}
+           "finished": prog["finished"], "checkpoint_epoch": best or prog["epochs_done"]}
     if prog["step_in_epoch"]:
         out["trained_steps_into_next_epoch"] = prog["step_in_epoch"]
     return out

@@ -133,13 +133,9 @@ class Run:
         ``path`` must not exist yet unless ``exist_ok``.
         """
         safe_name(config.name, "experiment name")
-        if path is None:
-            where: Path = Path(runs_dir) / config.name
-        else:
-            where = Path(path)
+        parent = Path(runs_dir) / config.name
         try:
             if path is None:
-                parent = Path(runs_dir) / config.name
                 parent.mkdir(parents=True, exist_ok=True)
                 stamp = time.strftime("%Y%m%d-%H%M%S")
                 for i in range(1, 10000):
@@ -164,7 +160,7 @@ class Run:
             (path / "figures").mkdir(exist_ok=True)
         except OSError as e:
             raise UserError(
-                f"Cannot create the run folder {path or where}: {e.strerror or e}. Choose a "
+                f"Cannot create the run folder {path or parent}: {e.strerror or e}. Choose a "
                 "writable folder with --runs-dir."
             ) from None
         run = cls(path, config)
@@ -492,6 +488,16 @@ class Run:
                 f"free disk space and resume with `autoencoders train --resume {self.path}`."
             ) from None
         atomic_write_text(self.ckpt_dir / "best.json", json.dumps(info))
+
+    def best_epoch(self) -> int | None:
+        """The epoch of ``best.safetensors`` (early stopping), or None without one."""
+        if not (self.ckpt_dir / "best.safetensors").is_file():
+            return None
+        try:
+            epoch = json.loads((self.ckpt_dir / "best.json").read_bytes())["epoch"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return epoch if isinstance(epoch, int) else None
 
     def has_checkpoint(self) -> bool:
         return (self.ckpt_dir / "last.json").is_file()
