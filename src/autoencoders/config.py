@@ -391,7 +391,9 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     from .data import DATASETS
     from .limits import check_model_fits
 
-    check_model_fits(cfg.model, DATASETS[cfg.data.name].image_shape)
+    shape = getattr(DATASETS[cfg.data.name], "image_shape", None)
+    if isinstance(shape, tuple):  # a data set whose shape is known without reading it
+        check_model_fits(cfg.model, shape)
     return cfg
 
 

@@ -556,7 +556,7 @@ class Run:
         weights = self._read_weights(d / man["model"])
         state_path = d / man["state"]
         try:
-            state = torch.load(state_path, weights_only=True)
+            state = torch.load(state_path, weights_only=True, map_location="cpu")
         except Exception:  # noqa: BLE001 - any unpickling failure is a damaged file
             # (torch's own message suggests weights_only=False, which would run code
             # from the file: never do that)
