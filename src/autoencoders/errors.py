@@ -28,3 +28,11 @@ class CheckpointError(UserError, ValueError):
 
 class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class RunInUseError(UserError, RuntimeError):
+    """Another process holds the run folder's lock (training, evaluating, ...)."""
+
+
+class TrainingInterrupted(UserError):
+    """Ctrl-C: a checkpoint was written; the message says how to resume."""
