@@ -28,3 +28,7 @@ class CheckpointError(UserError, ValueError):
 
 class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class SiteError(UserError, ValueError):
+    """The results site cannot be built: no runs found, or an output folder to protect."""

@@ -1,0 +1,289 @@
+"""The results site: builder, escaping, explorers' data, and the pages in a real browser.
+
+Tiny runs are trained on real MNIST (a few hundred images, one epoch, one thread). The
+browser tests drive headless Chromium (Debian's ``chromium`` and ``chromium-driver``) with
+selenium; they skip, saying why, when either is missing (``.ci/run`` installs them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from autoencoders.config import load_experiment
+from autoencoders.errors import SiteError
+from autoencoders.pipeline import reproduce
+from autoencoders.site import MARKER, build_site, find_runs, site_bytes
+from autoencoders.site import explorer as ex
+
+TINY = ["data.train_size=300", "data.valid_size=100", "train.epochs=1", "train.threads=1",
+        "eval.iw_samples=2", "eval.test_subset=100", "train.batch_size=50"]
+HOSTILE = 'A <script>alert("x")</script> & <b>bold</b> description'
+
+
+def _run(tmp, shared, name, *extra, description=None):
+    cfg = load_experiment(name, "quick", [*TINY, f'data.data_dir="{shared}"', *extra])
+    cfg = dataclasses.replace(cfg, sweep=None)
+    if description is not None:
+        cfg = dataclasses.replace(cfg, description=description)
+    return reproduce(cfg, runs_dir=str(tmp), progress=False,
+                     command=f"autoencoders reproduce {name} (tiny test run)")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, shared_data):
+    """Three tiny runs, one per kind of explorer."""
+    tmp = tmp_path_factory.mktemp("runs")
+    # PyTorch's default init (not N(0, 0.01)): one epoch already gives images that vary
+    plane = _run(tmp, shared_data, "vae-mnist-2d", "model.init_std=0", "train.lr=0.003",
+                 description=HOSTILE)
+    sticks = _run(tmp, shared_data, "sbvae-mnist", "model.truncation=8", "model.hidden=32",
+                  "eval.metrics=[]")
+    frames = _run(tmp, shared_data, "vae-mnist-2d", 'model.arch="conv"', "model.latent_dim=4",
+                  "model.conv_channels=[8, 8]", "model.conv_fc=16", "eval.figures=[]")
+    return {"plane": plane, "sliders": sticks, "frames": frames, "dir": tmp}
+
+
+@pytest.fixture(scope="module")
+def site(runs, tmp_path_factory, shared_data):
+    out = tmp_path_factory.mktemp("site") / "site"
+    build_site([runs["plane"].path, runs["sliders"].path, runs["frames"].path], out,
+               data_dir=str(shared_data))
+    return out
+
+
+def _explorer_data(site, slug):
+    text = (site / "data" / f"{slug}.js").read_text()
+    prefix = f"AE.register({json.dumps(slug)},"
+    assert text.startswith(prefix)
+    return json.loads(text[len(prefix):].rstrip().rstrip(";").rstrip(")"))
+
+
+# ------------------------------------------------------------------ builder, no browser
+
+
+def test_site_has_every_page_figure_and_explorer(runs, site):
+    index = (site / "index.html").read_text()
+    slugs = json.loads((site / MARKER).read_text())["pages"]
+    assert slugs == ["vae-mnist-2d", "sbvae-mnist", "vae-mnist-2d-2"]
+    for slug in slugs:
+        assert f'href="{slug}/index.html"' in index
+        page = (site / slug / "index.html").read_text()
+        assert "<h2>Provenance</h2>" in page and "command" in page
+        for src in [s.split('"')[0] for s in page.split('src="')[1:]]:
+            assert (site / slug / src).is_file(), src  # every image and script resolves
+    kinds = {slug: _explorer_data(site, slug)["kind"] for slug in slugs}
+    assert kinds == {"vae-mnist-2d": "plane", "sbvae-mnist": "sliders",
+                     "vae-mnist-2d-2": "frames"}
+    figures = sorted(p.name for p in (site / "vae-mnist-2d" / "figures").iterdir())
+    assert figures == sorted(p.name for p in (runs["plane"].path / "figures").iterdir())
+    # the index card shows the report's numbers: our ELBO as written in report.md
+    ours = json.loads((runs["plane"].path / "eval.json").read_text())["test/elbo"]
+    assert f"{ours:.2f}" in index
+    assert "http://" not in index and "https://" not in index  # nothing from the network
+    assert site_bytes(site) < 5e6
+
+
+def test_user_text_is_escaped(site):
+    page = (site / "vae-mnist-2d" / "index.html").read_text()
+    assert "<script>alert" not in page and "<b>bold</b>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;" in page
+
+
+def test_refuses_a_folder_that_is_not_a_site(runs, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    with pytest.raises(SiteError, match="--force"):
+        build_site([runs["plane"].path], mine)
+    assert (mine / "thesis.tex").read_text() == "precious"
+    build_site([runs["plane"].path], mine, force=True)
+    assert (mine / "thesis.tex").is_file() and (mine / "index.html").is_file()
+    (mine / "thesis.tex").unlink()
+    (mine / "stale.html").write_text("old")  # a site folder is replaced as a whole
+    build_site([runs["plane"].path], mine)
+    assert not (mine / "stale.html").exists()
+
+
+def test_cli_site_and_run_discovery(runs, tmp_path, capsys):
+    from autoencoders.cli import main
+
+    out = tmp_path / "s"
+    assert main(["site", str(runs["dir"]), "--out", str(out)]) == 0
+    assert "MB" in capsys.readouterr().out
+    # a folder of runs: the newest run of each experiment
+    names = sorted(r.config.name for r in find_runs([runs["dir"]]))
+    assert names == ["sbvae-mnist", "vae-mnist-2d"]
+    assert main(["site", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "not a folder" in err and "Traceback" not in err
+
+
+def test_exported_decoder_is_the_models(runs):
+    """The exported layers, run in numpy, give PyTorch's decoded means (fp16 or fp32)."""
+    for key in ("plane", "sliders"):
+        model = runs[key].load_model()
+        spec = ex.decoder_spec(model)
+        raw = np.frombuffer(__import__("base64").b64decode(spec["data"]),
+                            np.float16 if spec["dtype"] == "float16" else np.float32)
+        latent = (torch.rand(5, model.latent_dim - 1) if key == "sliders"
+                  else torch.randn(5, model.latent_dim))
+        x = (ex.sticks_to_input(model, latent) if key == "sliders" else latent).numpy()
+        at = 0
+        for (n_out, n_in), act in zip(spec["shapes"], spec["activations"], strict=True):
+            w = raw[at:at + n_out * n_in].astype(np.float32).reshape(n_out, n_in)
+            b = raw[at + n_out * n_in: at + n_out * n_in + n_out].astype(np.float32)
+            at += n_out * n_in + n_out
+            x = x @ w.T + b
+            x = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0),
+                 "identity": lambda v: v}[act](x)
+        assert at == raw.size
+        ours = 1 / (1 + np.exp(-x))
+        np.testing.assert_allclose(ours, ex.image_of(model, latent).numpy(), atol=1 / 255)
+
+
+def test_sticks_to_input_is_the_models_stick_breaking(runs):
+    from autoencoders.models.sbvae import log1mexp, stick_breaking_log
+
+    model = runs["sliders"].load_model()
+    v = torch.rand(4, model.latent_dim - 1) * 0.98 + 0.01
+    pi = stick_breaking_log(v.log(), log1mexp(v.log())).exp()
+    torch.testing.assert_close(ex.sticks_to_input(model, v),
+                               pi * model.config.decoder_input_scale)
+    torch.testing.assert_close(ex.image_of(model, v).reshape(4, *model.image_shape),
+                               model.lik.mean(model.decode(pi)))
+
+
+# ------------------------------------------------------------------ in Chromium
+
+
+def _driver():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if not chromium or not chromedriver:
+        pytest.skip("headless Chromium not installed: `apt-get install chromium "
+                    "chromium-driver` (.ci/run installs them) to run the browser tests")
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium not installed: pip install -e '.[dev]'")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,1000"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(chromedriver), options=opts)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = _driver()
+    yield driver
+    driver.quit()
+
+
+def _open(browser, path):
+    browser.get(path.as_uri())
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 20).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _no_errors(browser):
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+    assert browser.execute_script("return (window.AE && AE.errors) || []") == []
+
+
+def _state(browser, slug):
+    return browser.execute_script(
+        "var e = AE.explorers[arguments[0]];"
+        "return {z: Array.from(e.z), px: e.pixels()};", slug)
+
+
+def _matches_pytorch(model, state):
+    latent = torch.tensor([state["z"]], dtype=torch.float32)
+    want = ex.image_of(model, latent)[0].numpy() * 255
+    got = np.array(state["px"], dtype=np.float64)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 2.0, np.abs(got - want).max()  # 2/255 per pixel
+
+
+def test_pages_load_without_errors(browser, site):
+    _open(browser, site / "index.html")
+    _no_errors(browser)
+    for slug in json.loads((site / MARKER).read_text())["pages"]:
+        _open(browser, site / slug / "index.html")
+        assert browser.execute_script("return document.documentElement.dataset.ready") == "1"
+        ready = browser.execute_script("return AE.readyAt")
+        assert 0 < ready < 3000, ready  # interactive within 3 s even on a busy CI machine
+        _no_errors(browser)
+
+
+def test_plane_decodes_like_pytorch(browser, site, runs):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    model = runs["plane"].load_model()
+    _open(browser, site / "vae-mnist-2d" / "index.html")
+    plane = browser.find_element(By.CSS_SELECTOR, ".ex-plane")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", plane)
+    states = []
+    for dx, dy in ((-100, -90), (110, 70)):  # offsets from the plane's centre, in CSS px
+        ActionChains(browser).move_to_element_with_offset(plane, dx, dy).perform()
+        states.append(_state(browser, "vae-mnist-2d"))
+    (z0, z1), (z2, z3) = states[0]["z"], states[1]["z"]
+    assert z0 < -1 and z1 > 1 and z2 > 1 and z3 < -1  # right is +z1, up is +z2
+    assert states[0]["px"] != states[1]["px"]  # the canvas changed
+    for state in states:
+        _matches_pytorch(model, state)
+    _no_errors(browser)
+
+
+def test_sliders_and_strip_decode_like_pytorch(browser, site, runs):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    model = runs["sliders"].load_model()
+    _open(browser, site / "sbvae-mnist" / "index.html")
+    before = _state(browser, "sbvae-mnist")
+    _matches_pytorch(model, before)
+    slider = browser.find_elements(By.CSS_SELECTOR, ".ex-slider input")[0]
+    slider.send_keys(Keys.END)  # v1 = 1: all the weight on the first stick
+    after = _state(browser, "sbvae-mnist")
+    assert after["z"][0] == 1.0 and after["px"] != before["px"]
+    _matches_pytorch(model, after)
+    strip = browser.find_element(By.CSS_SELECTOR, ".ex-strip-img")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", strip)
+    width = strip.size["width"]
+    ActionChains(browser).move_to_element_with_offset(strip, -width // 2 + 3, 0).click().perform()
+    picked = _state(browser, "sbvae-mnist")
+    data = _explorer_data(site, "sbvae-mnist")
+    np.testing.assert_allclose(picked["z"], data["strip"]["codes"][0], atol=1e-6)
+    _matches_pytorch(model, picked)
+    _no_errors(browser)
+
+
+def test_frames_follow_the_sliders(browser, site):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _open(browser, site / "vae-mnist-2d-2" / "index.html")
+    first = _state(browser, "vae-mnist-2d-2")
+    sliders = browser.find_elements(By.CSS_SELECTOR, ".ex-slider input")
+    assert len(sliders) == 4
+    sliders[0].send_keys(Keys.HOME)
+    low = _state(browser, "vae-mnist-2d-2")
+    sliders[0].send_keys(Keys.END)
+    high = _state(browser, "vae-mnist-2d-2")
+    assert browser.execute_script("return AE.explorers['vae-mnist-2d-2'].frame") == [0, 10]
+    assert low["px"] != high["px"] and first["px"] != high["px"]
+    _no_errors(browser)
