@@ -150,7 +150,8 @@
     var shown = this.data.kind === "plane" ? [0, 1] : this.data.sliders.map(function (s) { return s.index; });
     var z = this.z, sym = this.data.latent === "sticks" ? "v" : "z";
     this.readout.textContent = shown.slice(0, 4).map(function (d) {
-      return sym + (sym === "v" ? d + 1 : d) + " = " + z[d].toFixed(2);
+      var text = z[d].toFixed(2);
+      return sym + (sym === "v" ? d + 1 : d) + " = " + (text === "-0.00" ? "0.00" : text);
     }).join(", ") + (shown.length > 4 ? ", …" : "");
   };
 
@@ -161,7 +162,7 @@
     this.plane = el("canvas", { "class": "ex-plane", width: size, height: size,
                                 "aria-label": "latent plane: move the pointer" }, wrap);
     this.limit = this.data.scatter.limit;
-    el("div", { "class": "ex-hint", text: "Move the pointer over the plane (z1 → right, z2 ↑). " +
+    el("div", { "class": "ex-hint", text: "Move the pointer over the plane (z0 → right, z1 ↑). " +
                 "Dots: test images' posterior means, coloured by digit/label." }, wrap);
     var move = function (ev) {
       var r = self.plane.getBoundingClientRect();
