@@ -287,3 +287,42 @@ def test_frames_follow_the_sliders(browser, site):
     assert browser.execute_script("return AE.explorers['vae-mnist-2d-2'].frame") == [0, 10]
     assert low["px"] != high["px"] and first["px"] != high["px"]
     _no_errors(browser)
+
+
+# ------------------------------------------------------------------ readable figures
+
+
+def test_side_by_side_captions_are_large_and_panels_apart(tmp_path):
+    from PIL import Image
+
+    from autoencoders.plots import side_by_side
+
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (600, 300), "black").save(paths[-1])
+    out = np.asarray(Image.open(side_by_side(paths, ["k=10", "noise=25%"], tmp_path / "o.png"))
+                     .convert("L"))
+    size = 30  # 5 % of 600 px
+    caption = out[: int(size * 1.5)]
+    rows = np.nonzero((caption < 128).any(1))[0]
+    assert rows.max() - rows.min() >= 0.6 * size  # a real font at the requested size
+    body = out[int(size * 1.5) + 10]  # a row through both images
+    light = np.nonzero(body > 100)[0]
+    gaps = np.split(light, np.nonzero(np.diff(light) > 1)[0] + 1)
+    inner = [g for g in gaps if 0 < g[0] and g[-1] < out.shape[1] - 1]
+    assert inner and min(len(g) for g in inner) >= 2  # panels separated by >= 2 px
+
+
+def test_traversals_keep_a_pixel_per_grid_pixel_and_pca_titles_differ(runs, tmp_path):
+    from PIL import Image
+
+    from autoencoders.latent_plots import _codes_name
+    from autoencoders.traversal_plots import plot_traversals
+
+    model = runs["plane"].load_model()
+    x = torch.rand(20, 1, 28, 28)
+    path = plot_traversals(model, x[:3], x, tmp_path / "t.png", n_steps=10)
+    grid_width = 3 * 11 * (28 + 2)  # three panels of 10 steps, a blank tile between
+    assert Image.open(path).width >= grid_width
+    assert _codes_name(runs["sliders"].load_model()) != _codes_name(model)
