@@ -147,6 +147,26 @@ def test_exported_decoder_is_the_models(runs):
         np.testing.assert_allclose(ours, ex.image_of(model, latent).numpy(), atol=1 / 255)
 
 
+def test_gaussian_decoder_exports_only_the_means():
+    """Frey Face's Gaussian decoder: the log-variance rows are dropped, the means kept."""
+    from autoencoders.models.vae import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent_dim=2, hidden=16, likelihood="gaussian", init_std=0.0),
+                (1, 28, 20)).eval()
+    spec = ex.decoder_spec(model)
+    assert spec["shapes"] == [[16, 2], [28 * 20, 16]] and spec["activations"] == ["tanh",
+                                                                                   "identity"]
+    raw = np.frombuffer(__import__("base64").b64decode(spec["data"]),
+                        np.float16 if spec["dtype"] == "float16" else np.float32)
+    w1, b1 = raw[:32].reshape(16, 2), raw[32:48]
+    w2, b2 = raw[48:48 + 560 * 16].reshape(560, 16), raw[48 + 560 * 16:]
+    z = torch.randn(3, 2)
+    h = np.tanh(z.numpy() @ w1.T.astype(np.float32) + b1)
+    ours = 1 / (1 + np.exp(-(h @ w2.T.astype(np.float32) + b2)))
+    np.testing.assert_allclose(ours, ex.image_of(model, z).numpy(), atol=1 / 255)
+
+
 def test_sticks_to_input_is_the_models_stick_breaking(runs):
     from autoencoders.models.sbvae import log1mexp, stick_breaking_log
 
@@ -225,6 +245,32 @@ def test_pages_load_without_errors(browser, site):
         ready = browser.execute_script("return AE.readyAt")
         assert 0 < ready < 3000, ready  # interactive within 3 s even on a busy CI machine
         _no_errors(browser)
+
+
+def test_site_works_behind_a_static_server(browser, site):
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # no request lines in the test output
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        browser.get(f"http://127.0.0.1:{server.server_port}/sbvae-mnist/index.html")
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(browser, 20).until(
+            lambda d: d.execute_script("return document.documentElement.dataset.ready"))
+        assert browser.execute_script("return Object.keys(AE.explorers)") == ["sbvae-mnist"]
+        _no_errors(browser)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_plane_decodes_like_pytorch(browser, site, runs):

@@ -117,6 +117,7 @@ def document(title: str, body: str, root: str = "", scripts: list[str] | None = 
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        "<link rel=\"icon\" href=\"data:,\">\n"  # no favicon request (a 404 on servers)
         f"<title>{html.escape(title)}</title>\n"
         f'<link rel="stylesheet" href="{html.escape(root + STYLE)}">\n</head>\n<body>\n'
         f'<header><a href="{html.escape(root)}index.html">autoencoders · results</a></header>\n'
