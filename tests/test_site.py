@@ -46,13 +46,14 @@ def runs(tmp_path_factory, shared_data):
                   "eval.metrics=[]")
     frames = _run(tmp, shared_data, "vae-mnist-2d", 'model.arch="conv"', "model.latent_dim=4",
                   "model.conv_channels=[8, 8]", "model.conv_fc=16", "eval.figures=[]")
-    return {"plane": plane, "sliders": sticks, "frames": frames, "dir": tmp}
+    dae = _run(tmp, shared_data, "dae-filters", "model.hidden=16")  # no latent space
+    return {"plane": plane, "sliders": sticks, "frames": frames, "dae": dae, "dir": tmp}
 
 
 @pytest.fixture(scope="module")
 def site(runs, tmp_path_factory, shared_data):
     out = tmp_path_factory.mktemp("site") / "site"
-    build_site([runs["plane"].path, runs["sliders"].path, runs["frames"].path], out,
+    build_site([runs[k].path for k in ("plane", "sliders", "frames", "dae")], out,
                data_dir=str(shared_data))
     return out
 
@@ -70,14 +71,17 @@ def _explorer_data(site, slug):
 def test_site_has_every_page_figure_and_explorer(runs, site):
     index = (site / "index.html").read_text()
     slugs = json.loads((site / MARKER).read_text())["pages"]
-    assert slugs == ["vae-mnist-2d", "sbvae-mnist", "vae-mnist-2d-2"]
+    assert slugs == ["vae-mnist-2d", "sbvae-mnist", "vae-mnist-2d-2", "dae-filters"]
     for slug in slugs:
         assert f'href="{slug}/index.html"' in index
         page = (site / slug / "index.html").read_text()
         assert "<h2>Provenance</h2>" in page and "command" in page
         for src in [s.split('"')[0] for s in page.split('src="')[1:]]:
             assert (site / slug / src).is_file(), src  # every image and script resolves
-    kinds = {slug: _explorer_data(site, slug)["kind"] for slug in slugs}
+    dae = (site / "dae-filters" / "index.html").read_text()
+    assert "Explore the latent space" not in dae and "<script" not in dae
+    assert "filters.png" in dae
+    kinds = {slug: _explorer_data(site, slug)["kind"] for slug in slugs[:3]}
     assert kinds == {"vae-mnist-2d": "plane", "sbvae-mnist": "sliders",
                      "vae-mnist-2d-2": "frames"}
     figures = sorted(p.name for p in (site / "vae-mnist-2d" / "figures").iterdir())
@@ -118,7 +122,7 @@ def test_cli_site_and_run_discovery(runs, tmp_path, capsys):
     assert "MB" in capsys.readouterr().out
     # a folder of runs: the newest run of each experiment
     names = sorted(r.config.name for r in find_runs([runs["dir"]]))
-    assert names == ["sbvae-mnist", "vae-mnist-2d"]
+    assert names == ["dae-filters", "sbvae-mnist", "vae-mnist-2d"]
     assert main(["site", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err
     assert "not a folder" in err and "Traceback" not in err
@@ -241,10 +245,13 @@ def test_pages_load_without_errors(browser, site):
     _no_errors(browser)
     for slug in json.loads((site / MARKER).read_text())["pages"]:
         _open(browser, site / slug / "index.html")
+        _no_errors(browser)
+        if slug == "dae-filters":  # no latent space: a page without scripts
+            assert browser.execute_script("return window.AE === undefined")
+            continue
         assert browser.execute_script("return document.documentElement.dataset.ready") == "1"
         ready = browser.execute_script("return AE.readyAt")
         assert 0 < ready < 3000, ready  # interactive within 3 s even on a busy CI machine
-        _no_errors(browser)
 
 
 def test_site_works_behind_a_static_server(browser, site):
@@ -372,3 +379,17 @@ def test_traversals_keep_a_pixel_per_grid_pixel_and_pca_titles_differ(runs, tmp_
     grid_width = 3 * 11 * (28 + 2)  # three panels of 10 steps, a blank tile between
     assert Image.open(path).width >= grid_width
     assert _codes_name(runs["sliders"].load_model()) != _codes_name(model)
+
+
+def test_reproduce_all_ends_with_the_site(tmp_path, shared_data, monkeypatch):
+    import autoencoders.config as config
+    from autoencoders.pipeline import reproduce_all
+
+    real = config.load_experiment
+    monkeypatch.setattr(config, "list_experiments", lambda: ["vae-mnist-2d"])
+    monkeypatch.setattr(config, "load_experiment", lambda name, profile, overrides=():
+                        real(name, profile, [*overrides, *TINY]))
+    reproduce_all("quick", runs_dir=str(tmp_path), progress=False, data_dir=str(shared_data))
+    site = tmp_path / "site"
+    assert json.loads((site / MARKER).read_text())["pages"] == ["vae-mnist-2d"]
+    assert (site / "data" / "vae-mnist-2d.js").is_file()

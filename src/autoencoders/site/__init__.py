@@ -108,14 +108,17 @@ def _sweep_children(run: Run) -> list[tuple[str, Run]]:
 
 
 def _explorer(run: Run, title: str, data_id: str, data_dir: Path,
-              data_override: str | None) -> Explorer:
-    """Export one run's explorer data into ``data/<data_id>.js`` (or say why not)."""
+              data_override: str | None) -> Explorer | None:
+    """Export one run's explorer data into ``data/<data_id>.js`` (or say why not); None
+    for models without a latent space to explore (DAE, k-sparse AE, SdA)."""
     from ..train import load_split
 
     try:
         model = run.load_model(run.config.eval.checkpoint)
     except UserError as e:
         return Explorer(data_id, title, None, f"No explorer: the model could not be loaded ({e}).")
+    if not ex.has_latents(model):
+        return None
     if ex.kind(model) is None:
         return Explorer(data_id, title, None, ex.why_not(model))
     if data_override:
@@ -150,18 +153,16 @@ def _page(run: Run, out: Path, slug: str, data_override: str | None) -> Page:
     sections = report_sections(report.read_text()) if report.is_file() else {}
     figures = _copy_figures(run, dest)
     children = _sweep_children(run)
-    explorers: list[Explorer] = []
+    found: list[Explorer | None] = []
     if children:
         for i, (label, child) in enumerate(children):
             if (child.path / "figures" / "traversals.png").is_file():
                 figures += [f for f in _copy_figures(child, dest, prefix=label)
                             if f.src.endswith("/traversals.png")]
-            explorers.append(_explorer(child, label, f"{slug}-{i}", out / "data", data_override))
+            found.append(_explorer(child, label, f"{slug}-{i}", out / "data", data_override))
     else:
-        explorers.append(_explorer(run, run.config.name, slug, out / "data", data_override))
-    if not any(x.kind for x in explorers) and all(
-            x.note.startswith("This model has no latent") for x in explorers):
-        explorers = []  # DAE, k-sparse, SdA: nothing to explore, nothing to say
+        found.append(_explorer(run, run.config.name, slug, out / "data", data_override))
+    explorers = [x for x in found if x is not None]
     thumb = next((f"{slug}/{f.src}" for name in THUMBNAIL_ORDER for f in figures
                   if Path(f.src).stem == name), None)
     cfg = run.config

@@ -60,12 +60,15 @@ def kind(model) -> str | None:
     return None
 
 
+def has_latents(model) -> bool:
+    """Whether the model has a latent space a page can explore (VAE, beta-VAE, SB-VAE)."""
+    return isinstance(model, (VAE, StickBreakingVAE))
+
+
 def why_not(model) -> str:
-    """One sentence for a page whose model has no explorer."""
-    if isinstance(model, StickBreakingVAE):
-        return "The decoder is too large to run in the browser."
-    return ("This model has no latent space to explore (it is not a VAE, beta-VAE or "
-            "stick-breaking VAE).")
+    """One sentence for a page whose latent-variable model gets no explorer."""
+    return ("No explorer: this stick-breaking VAE's decoder is not an MLP small enough to "
+            "run in the browser, and its sticks have no traversal frames.")
 
 
 def mlp_layers(model) -> list[tuple[torch.Tensor, torch.Tensor, str]] | None:
@@ -93,10 +96,6 @@ def _b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 
 
-def _output_transform(model) -> str:
-    return "sigmoid"  # Bernoulli logits and the Gaussian mean are both sigmoid(raw)
-
-
 @torch.no_grad()
 def decoder_spec(model) -> dict[str, Any]:
     """The decoder's layers for ``explorer.js``: dtype, shapes, activations, base64 data."""
@@ -117,7 +116,7 @@ def decoder_spec(model) -> dict[str, Any]:
         "dtype": dtype,
         "shapes": shapes,
         "activations": acts,
-        "output": _output_transform(model),
+        "output": "sigmoid",  # Bernoulli means and the Gaussian means: sigmoid(raw output)
         "image": [int(c), int(h), int(w)],
         "data": _b64(np.concatenate(blobs)),
     }

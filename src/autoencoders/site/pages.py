@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 STYLE = "assets/site.css"
 SCRIPT = "assets/explorer.js"
@@ -204,14 +203,12 @@ def experiment_page(page: Page) -> str:
                     scripts=scripts if page.explorers else None)
 
 
-def index_page(pages: list[Page], note: str = "") -> str:
+def index_page(pages: list[Page]) -> str:
     e = html.escape
     body = ["<h1>Classic autoencoders, reproduced</h1>",
             '<p class="lead">One card per paper: each experiment with our number beside the '
             "paper's (the same values as its report), and a page with every figure, the "
             "provenance and, for the VAEs, a latent space to play with.</p>"]
-    if note:
-        body.append(f'<p class="note">{e(note)}</p>')
     papers: dict[str, list[Page]] = {}
     for p in pages:
         papers.setdefault(p.paper or "other", []).append(p)
@@ -233,7 +230,3 @@ def index_page(pages: list[Page], note: str = "") -> str:
         body.append("</article>")
     body.append("</div>")
     return document("autoencoders · results", "\n".join(body))
-
-
-def relative(path: Path, start: Path) -> str:
-    return path.relative_to(start).as_posix()
