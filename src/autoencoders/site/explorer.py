@@ -177,6 +177,11 @@ def codes(model, x: torch.Tensor) -> np.ndarray:
     return model.encode(x)[0].numpy()
 
 
+def _rounded(array: np.ndarray, digits: int) -> list:
+    """A list of short decimals for JSON (float32 values print with ~17 digits)."""
+    return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
+
+
 def _uint8(images: torch.Tensor) -> np.ndarray:
     return (images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
 
@@ -196,7 +201,7 @@ def _strip(model, x: torch.Tensor) -> dict[str, Any]:
     row = np.concatenate(list(tiles.transpose(0, 2, 3, 1)), axis=1)  # (H, N*W, C)
     row = row[..., 0] if row.shape[-1] == 1 else row
     return {"png": _png_b64(row), "n": int(x.shape[0]),
-            "codes": np.round(codes(model, x), 4).tolist()}
+            "codes": _rounded(codes(model, x), 4)}
 
 
 @torch.no_grad()
@@ -214,7 +219,7 @@ def explorer_data(model, test_x: torch.Tensor, test_y: torch.Tensor | None) -> d
                    input_scale=float(model.config.decoder_input_scale),
                    sliders=[{"index": i, "label": f"v{i + 1}", "min": 0.0, "max": 1.0,
                              "note": f"mean {mean_v[i]:.2f}"} for i in range(n)],
-                   base=np.round(mean_v, 4).tolist())
+                   base=_rounded(mean_v, 4))
     else:
         kl = model.kl_per_dim(test_x[:2000]).numpy()
         order = [int(d) for d in np.argsort(-kl)]
@@ -224,13 +229,13 @@ def explorer_data(model, test_x: torch.Tensor, test_y: torch.Tensor | None) -> d
                    base=[0.0] * model.latent_dim)
     if k == "frames":
         out.update(_frames(model, test_x[:1], [s["index"] for s in out["sliders"]]))
-        out["base"] = np.round(codes(model, test_x[:1])[0], 4).tolist()
+        out["base"] = _rounded(codes(model, test_x[:1])[0], 4)
         return out
     out["decoder"] = decoder_spec(model)
     out["strip"] = _strip(model, test_x)
     if k == "plane":
         xy = codes(model, test_x[:SCATTER_POINTS])
-        out["scatter"] = {"xy": np.round(xy, 3).ravel().tolist(),
+        out["scatter"] = {"xy": _rounded(xy.ravel(), 3),
                           "labels": (test_y[:SCATTER_POINTS].tolist()
                                      if test_y is not None else None),
                           "limit": LIMIT}

@@ -163,7 +163,8 @@
                                 "aria-label": "latent plane: move the pointer" }, wrap);
     this.limit = this.data.scatter.limit;
     el("div", { "class": "ex-hint", text: "Move the pointer over the plane (z0 → right, z1 ↑). " +
-                "Dots: test images' posterior means, coloured by digit/label." }, wrap);
+                "Dots: test images' posterior means" +
+                (this.data.scatter.labels ? ", coloured by label." : ".") }, wrap);
     var move = function (ev) {
       var r = self.plane.getBoundingClientRect();
       var u = (ev.clientX - r.left) / r.width, v = (ev.clientY - r.top) / r.height;
