@@ -99,6 +99,24 @@ def test_user_text_is_escaped(site):
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;" in page
 
 
+def test_report_parsing_and_card_rows():
+    from autoencoders.site.pages import Table, headline, inline, report_sections
+
+    text = "\n".join([
+        "# x", "## Numbers", "", "| quantity | ours | paper | paper's source |",
+        "|---|---|---|---|", "| test loss | 1.00 | — |  |",
+        "| test log p(x) | -90.1 | -89.0 | T1 |",
+        "", "Evaluation took 3 s.", "## Provenance", "- command: `ae <x> & y`"])
+    sections = report_sections(text)
+    table = sections["Numbers"].blocks[0]
+    assert isinstance(table, Table) and table.header[1] == "ours" and len(table.rows) == 2
+    assert sections["Numbers"].blocks[1] == "Evaluation took 3 s."
+    assert headline(table, 1).rows == [["test log p(x)", "-90.1", "-89.0", "T1"]]
+    assert inline(sections["Provenance"].blocks[0]) == \
+        "- command: <code>ae &lt;x&gt; &amp; y</code>"
+    assert inline("[N_z=3](N_z%3D3/report.md) **b<**") == "N_z=3 <strong>b&lt;</strong>"
+
+
 def test_refuses_a_folder_that_is_not_a_site(runs, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -203,6 +203,16 @@ def experiment_page(page: Page) -> str:
                     scripts=scripts if page.explorers else None)
 
 
+def headline(table: Table, n: int = 3) -> Table:
+    """A card's rows of a report's numbers table: those with a paper value first (the
+    third column of a run's table), then the others in the report's order, ``n`` in all."""
+    def has_paper(row: list[str]) -> bool:
+        return len(row) > 2 and row[2].strip() not in ("", "—")
+
+    rows = [r for r in table.rows if has_paper(r)] + [r for r in table.rows if not has_paper(r)]
+    return Table(table.header, rows[:n])
+
+
 def index_page(pages: list[Page]) -> str:
     e = html.escape
     body = ["<h1>Classic autoencoders, reproduced</h1>",
@@ -225,7 +235,7 @@ def index_page(pages: list[Page]) -> str:
             table = next((b for b in (p.sections.get("Numbers") or Section()).blocks
                           if isinstance(b, Table)), None)
             if table is not None:
-                body.append(table_html(table, max_rows=4, max_cols=3))
+                body.append(table_html(headline(table), max_cols=3))
             body.append("</div>")
         body.append("</article>")
     body.append("</div>")
