@@ -18,6 +18,7 @@ import torch
 from autoencoders.config import load_experiment
 from autoencoders.errors import SiteError
 from autoencoders.pipeline import reproduce
+from autoencoders.runs import Run
 from autoencoders.site import MARKER, build_site, find_runs, site_bytes
 from autoencoders.site import explorer as ex
 
@@ -97,6 +98,25 @@ def test_user_text_is_escaped(site):
     page = (site / "vae-mnist-2d" / "index.html").read_text()
     assert "<script>alert" not in page and "<b>bold</b>" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;" in page
+
+
+def test_a_sweeps_page_keeps_to_its_decoder_budget(tmp_path, shared_data, monkeypatch):
+    import autoencoders.site as site_module
+
+    cfg = load_experiment("vae-frey-nz-sweep", "quick",
+                          [*TINY, f'data.data_dir="{shared_data}"', "model.hidden=20"])
+    parent = reproduce(cfg, runs_dir=str(tmp_path / "runs"), progress=False)
+    children = [Run.load(p.parent) for p in sorted(parent.path.glob("*/config.json"))]
+    sizes = {c.config.model.latent_dim: ex.live_params(c.load_model()) for c in children}
+    # room for the N_z=2 and N_z=5 decoders only: the others get traversal frames
+    monkeypatch.setattr(site_module, "PAGE_LIVE_PARAMS", sizes[2] + sizes[5])
+    out = tmp_path / "site"
+    build_site([parent.path], out)
+    kinds = [_explorer_data(out, f"vae-frey-nz-sweep-{i}")["kind"] for i in range(4)]
+    assert kinds == ["plane", "sliders", "frames", "frames"]
+    page = (out / "vae-frey-nz-sweep" / "index.html").read_text()
+    for label in ("N_z=2", "N_z=5", "N_z=10", "N_z=20"):
+        assert f"<h3>{label}</h3>" in page
 
 
 def test_report_parsing_and_card_rows():

@@ -27,6 +27,10 @@ from . import explorer as ex
 from .pages import Explorer, Figure, Page, experiment_page, index_page, report_sections
 
 MARKER = ".autoencoders-site"
+# Decoder weights one page may ship (float16 in base64: 8/3 bytes per parameter). A sweep's
+# runs get live decoders in order until the budget is spent, then traversal frames: the
+# page stays light (under 1 s to interactive) and the whole site small.
+PAGE_LIVE_PARAMS = 1_100_000
 THUMBNAIL_ORDER = ("manifold", "traversals", "filters", "samples", "sticks", "reconstructions")
 
 
@@ -108,7 +112,7 @@ def _sweep_children(run: Run) -> list[tuple[str, Run]]:
 
 
 def _explorer(run: Run, title: str, data_id: str, data_dir: Path,
-              data_override: str | None) -> Explorer | None:
+              data_override: str | None, budget: list[int]) -> Explorer | None:
     """Export one run's explorer data into ``data/<data_id>.js`` (or say why not); None
     for models without a latent space to explore (DAE, k-sparse AE, SdA)."""
     from ..train import load_split
@@ -119,7 +123,8 @@ def _explorer(run: Run, title: str, data_id: str, data_dir: Path,
         return Explorer(data_id, title, None, f"No explorer: the model could not be loaded ({e}).")
     if not ex.has_latents(model):
         return None
-    if ex.kind(model) is None:
+    live = ex.live_params(model) <= budget[0]
+    if ex.kind(model, live) is None:
         return Explorer(data_id, title, None, ex.why_not(model))
     if data_override:
         run.config.data.data_dir = data_override
@@ -129,7 +134,9 @@ def _explorer(run: Run, title: str, data_id: str, data_dir: Path,
         return Explorer(data_id, title, None,
                         f"No explorer: the test images are needed for the codes and were not "
                         f"found ({e}). Pass --data-dir.")
-    data = ex.explorer_data(model, test.x, test.y)
+    data = ex.explorer_data(model, test.x, test.y, live)
+    if "decoder" in data:
+        budget[0] -= ex.live_params(model)
     payload = json.dumps(data, separators=(",", ":"))
     (data_dir / f"{data_id}.js").write_text(f"AE.register({json.dumps(data_id)},{payload});\n")
     note = ""
@@ -154,14 +161,18 @@ def _page(run: Run, out: Path, slug: str, data_override: str | None) -> Page:
     figures = _copy_figures(run, dest)
     children = _sweep_children(run)
     found: list[Explorer | None] = []
+    budget = [PAGE_LIVE_PARAMS]
     if children:
         for i, (label, child) in enumerate(children):
             if (child.path / "figures" / "traversals.png").is_file():
                 figures += [f for f in _copy_figures(child, dest, prefix=label)
                             if f.src.endswith("/traversals.png")]
-            found.append(_explorer(child, label, f"{slug}-{i}", out / "data", data_override))
+            found.append(_explorer(child, label, f"{slug}-{i}", out / "data", data_override,
+                                   budget))
     else:
-        found.append(_explorer(run, run.config.name, slug, out / "data", data_override))
+        budget = [max(PAGE_LIVE_PARAMS, ex.MAX_LIVE_PARAMS)]  # one run: its decoder fits
+        found.append(_explorer(run, run.config.name, slug, out / "data", data_override,
+                               budget))
     explorers = [x for x in found if x is not None]
     thumb = next((f"{slug}/{f.src}" for name in THUMBNAIL_ORDER for f in figures
                   if Path(f.src).stem == name), None)

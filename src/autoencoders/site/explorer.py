@@ -46,11 +46,18 @@ LIMIT = 3.0  # sliders and the plane span [-LIMIT, LIMIT] for Gaussian latents
 _ACT_NAMES = {cls: name for name, cls in ACTIVATIONS.items()}
 
 
-def kind(model) -> str | None:
-    """``"plane"``, ``"sliders"``, ``"frames"`` or None (no explorer for this model)."""
+def live_params(model) -> int:
+    """Parameters the browser's decoder would ship (0 when the decoder is not an MLP)."""
     layers = mlp_layers(model)
-    small = layers is not None and sum(
-        w.numel() + b.numel() for w, b, _ in layers) <= MAX_LIVE_PARAMS
+    return 0 if layers is None else int(sum(w.numel() + b.numel() for w, b, _ in layers))
+
+
+def kind(model, live: bool = True) -> str | None:
+    """``"plane"``, ``"sliders"``, ``"frames"`` or None (no explorer for this model).
+
+    ``live = False`` (the page's budget for decoder weights is spent) asks for frames where
+    the model has them."""
+    small = live and 0 < live_params(model) <= MAX_LIVE_PARAMS
     if isinstance(model, StickBreakingVAE):
         return "sliders" if small else None
     if isinstance(model, VAE):
@@ -68,7 +75,8 @@ def has_latents(model) -> bool:
 def why_not(model) -> str:
     """One sentence for a page whose latent-variable model gets no explorer."""
     return ("No explorer: this stick-breaking VAE's decoder is not an MLP small enough to "
-            "run in the browser, and its sticks have no traversal frames.")
+            "run in the browser (or the page's budget for decoder weights is spent), and "
+            "its sticks have no traversal frames.")
 
 
 def mlp_layers(model) -> list[tuple[torch.Tensor, torch.Tensor, str]] | None:
@@ -205,10 +213,11 @@ def _strip(model, x: torch.Tensor) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def explorer_data(model, test_x: torch.Tensor, test_y: torch.Tensor | None) -> dict[str, Any]:
+def explorer_data(model, test_x: torch.Tensor, test_y: torch.Tensor | None,
+                  live: bool = True) -> dict[str, Any]:
     """Everything ``explorer.js`` needs for one model (see the module docstring)."""
     model.eval()
-    k = kind(model)
+    k = kind(model, live)
     assert k is not None
     c, h, w = model.image_shape
     out: dict[str, Any] = {"kind": k, "image": [int(c), int(h), int(w)]}

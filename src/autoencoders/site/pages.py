@@ -163,8 +163,9 @@ EXPLAIN = {
              "decodes it with the model's own weights (a JavaScript forward pass).",
     "sliders": "Live decoder: each slider sets one latent; the image is decoded in your "
                "browser with the model's own weights.",
-    "frames": "This decoder is too large (or convolutional) to run in the browser: the "
-              "frames were decoded beforehand from the first test image's code, one "
+    "frames": "This decoder is convolutional, too large, or over this page's budget for "
+              "decoder weights, so it does not run in the browser: these frames were decoded "
+              "beforehand from the first test image's code, one "
               "latent moved over [-3, 3] at a time. Moving a slider shows that latent's frame; "
               "the other latents return to the seed image's code.",
 }
