@@ -363,7 +363,7 @@ def test_sliders_and_strip_decode_like_pytorch(browser, site, runs):
     _no_errors(browser)
 
 
-def test_frames_follow_the_sliders(browser, site):
+def test_frames_follow_the_sliders(browser, site, runs):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -377,6 +377,17 @@ def test_frames_follow_the_sliders(browser, site):
     high = _state(browser, "vae-mnist-2d-2")
     assert browser.execute_script("return AE.explorers['vae-mnist-2d-2'].frame") == [0, 10]
     assert low["px"] != high["px"] and first["px"] != high["px"]
+    # the frame is PyTorch's decoded image: the first test image's code, the top-KL
+    # latent at +3
+    from autoencoders.train import load_split
+    from autoencoders.traversal_plots import traversal_images
+
+    run = runs["frames"]
+    model = run.load_model()
+    top = _explorer_data(site, "vae-mnist-2d-2")["sliders"][0]["index"]
+    want = traversal_images(model, load_split(run.config, "test").x[:1], [top], 11, 3.0)
+    want = (want[0, 0, 10].flatten().numpy() * 255).round()
+    assert np.abs(np.array(high["px"]) - want).max() <= 1
     _no_errors(browser)
 
 
