@@ -1,8 +1,9 @@
 """The results site: builder, escaping, explorers' data, and the pages in a real browser.
 
-Tiny runs are trained on real MNIST (a few hundred images, one epoch, one thread). The
-browser tests drive headless Chromium (Debian's ``chromium`` and ``chromium-driver``) with
-selenium; they skip, saying why, when either is missing (``.ci/run`` installs them).
+Tiny runs (300 images, one epoch, one thread) are trained on a synthetic 28x28 digit-like
+data set registered for this module, so the browser tests need no downloaded data. They
+drive headless Chromium (Debian's ``chromium`` and ``chromium-driver``) with selenium and
+skip, saying why, when either is missing (``.ci/run`` installs them).
 """
 
 from __future__ import annotations
@@ -22,13 +23,59 @@ from autoencoders.runs import Run
 from autoencoders.site import MARKER, build_site, find_runs, site_bytes
 from autoencoders.site import explorer as ex
 
-TINY = ["data.train_size=300", "data.valid_size=100", "train.epochs=1", "train.threads=1",
-        "eval.iw_samples=2", "eval.test_subset=100", "train.batch_size=50"]
+SYNTHETIC = "synthetic-digits"
+TINY = [f'data.name="{SYNTHETIC}"', "data.train_size=300", "data.valid_size=100",
+        "train.epochs=1", "train.threads=1", "eval.iw_samples=2", "eval.test_subset=100",
+        "train.batch_size=50"]
 HOSTILE = 'A <script>alert("x")</script> & <b>bold</b> description'
 
 
-def _run(tmp, shared, name, *extra, description=None):
-    cfg = load_experiment(name, "quick", [*TINY, f'data.data_dir="{shared}"', *extra])
+class SyntheticDigits:
+    """Ten classes of 28x28 stroke patterns, each image shifted by up to 2 pixels: enough
+    structure for one epoch to give a decoder whose images vary over the latent space."""
+
+    name = SYNTHETIC
+    image_shape = (1, 28, 28)
+    num_classes = 10
+    SIZES = {"train": 600, "valid": 100, "test": 300}
+
+    @classmethod
+    def load(cls, split, *, binarize="none", first=0, **_):
+        g = torch.Generator().manual_seed(0)
+        t = torch.linspace(0, 1, 40)
+        protos = torch.zeros(10, 28, 28)
+        for c in range(10):  # two random strokes per class
+            for _ in range(2):
+                (r0, c0), (r1, c1) = torch.randint(5, 23, (2, 2), generator=g).tolist()
+                rows = (r0 + (r1 - r0) * t).round().long()
+                cols = (c0 + (c1 - c0) * t).round().long()
+                for dr in (0, 1):
+                    protos[c, (rows + dr).clamp(0, 27), cols] = 1.0
+        n = cls.SIZES[split]
+        g = torch.Generator().manual_seed({"train": 1, "valid": 2, "test": 3}[split])
+        y = torch.randint(0, 10, (n,), generator=g)
+        shifts = torch.randint(-2, 3, (n, 2), generator=g).tolist()
+        x = torch.stack([protos[c].roll(tuple(sh), dims=(0, 1)) for c, sh in
+                         zip(y.tolist(), shifts, strict=True)]).unsqueeze(1)
+        if first:
+            x, y = x[:first], y[:first]
+        from autoencoders.data import ImageData
+
+        applied = "static" if binarize == "dynamic" and split != "train" else binarize
+        return ImageData(name=cls.name, split=split, x=x, y=y, binarize=applied)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def synthetic_data():
+    from autoencoders import data
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(data.DATASETS, SYNTHETIC, SyntheticDigits)
+        yield
+
+
+def _run(tmp, name, *extra, description=None):
+    cfg = load_experiment(name, "quick", [*TINY, *extra])
     cfg = dataclasses.replace(cfg, sweep=None)
     if description is not None:
         cfg = dataclasses.replace(cfg, description=description)
@@ -37,25 +84,24 @@ def _run(tmp, shared, name, *extra, description=None):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, shared_data):
-    """Three tiny runs, one per kind of explorer."""
+def runs(tmp_path_factory):
+    """Tiny runs, one per kind of explorer, and one without a latent space."""
     tmp = tmp_path_factory.mktemp("runs")
     # PyTorch's default init (not N(0, 0.01)): one epoch already gives images that vary
-    plane = _run(tmp, shared_data, "vae-mnist-2d", "model.init_std=0", "train.lr=0.003",
+    plane = _run(tmp, "vae-mnist-2d", "model.init_std=0", "train.lr=0.003",
                  description=HOSTILE)
-    sticks = _run(tmp, shared_data, "sbvae-mnist", "model.truncation=8", "model.hidden=32",
+    sticks = _run(tmp, "sbvae-mnist", "model.truncation=8", "model.hidden=32",
                   "eval.metrics=[]")
-    frames = _run(tmp, shared_data, "vae-mnist-2d", 'model.arch="conv"', "model.latent_dim=4",
+    frames = _run(tmp, "vae-mnist-2d", 'model.arch="conv"', "model.latent_dim=4",
                   "model.conv_channels=[8, 8]", "model.conv_fc=16", "eval.figures=[]")
-    dae = _run(tmp, shared_data, "dae-filters", "model.hidden=16")  # no latent space
+    dae = _run(tmp, "dae-filters", "model.hidden=16")  # no latent space
     return {"plane": plane, "sliders": sticks, "frames": frames, "dae": dae, "dir": tmp}
 
 
 @pytest.fixture(scope="module")
-def site(runs, tmp_path_factory, shared_data):
+def site(runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("site") / "site"
-    build_site([runs[k].path for k in ("plane", "sliders", "frames", "dae")], out,
-               data_dir=str(shared_data))
+    build_site([runs[k].path for k in ("plane", "sliders", "frames", "dae")], out)
     return out
 
 
@@ -100,11 +146,10 @@ def test_user_text_is_escaped(site):
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;" in page
 
 
-def test_a_sweeps_page_keeps_to_its_decoder_budget(tmp_path, shared_data, monkeypatch):
+def test_a_sweeps_page_keeps_to_its_decoder_budget(tmp_path, monkeypatch):
     import autoencoders.site as site_module
 
-    cfg = load_experiment("vae-frey-nz-sweep", "quick",
-                          [*TINY, f'data.data_dir="{shared_data}"', "model.hidden=20"])
+    cfg = load_experiment("vae-frey-nz-sweep", "quick", [*TINY, "model.hidden=20"])
     parent = reproduce(cfg, runs_dir=str(tmp_path / "runs"), progress=False)
     children = [Run.load(p.parent) for p in sorted(parent.path.glob("*/config.json"))]
     sizes = {c.config.model.latent_dim: ex.live_params(c.load_model()) for c in children}
@@ -430,7 +475,7 @@ def test_traversals_keep_a_pixel_per_grid_pixel_and_pca_titles_differ(runs, tmp_
     assert _codes_name(runs["sliders"].load_model()) != _codes_name(model)
 
 
-def test_reproduce_all_ends_with_the_site(tmp_path, shared_data, monkeypatch):
+def test_reproduce_all_ends_with_the_site(tmp_path, monkeypatch):
     import autoencoders.config as config
     from autoencoders.pipeline import reproduce_all
 
@@ -438,7 +483,7 @@ def test_reproduce_all_ends_with_the_site(tmp_path, shared_data, monkeypatch):
     monkeypatch.setattr(config, "list_experiments", lambda: ["vae-mnist-2d"])
     monkeypatch.setattr(config, "load_experiment", lambda name, profile, overrides=():
                         real(name, profile, [*overrides, *TINY]))
-    reproduce_all("quick", runs_dir=str(tmp_path), progress=False, data_dir=str(shared_data))
+    reproduce_all("quick", runs_dir=str(tmp_path), progress=False)
     site = tmp_path / "site"
     assert json.loads((site / MARKER).read_text())["pages"] == ["vae-mnist-2d"]
     assert (site / "data" / "vae-mnist-2d.js").is_file()
