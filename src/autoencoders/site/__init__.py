@@ -46,8 +46,8 @@ def find_runs(paths: list[str | Path]) -> list[Run]:
         if not p.is_dir():
             raise SiteError(f"{p} is not a folder. Pass run folders (runs/<experiment>/"
                             "<timestamp>) or a folder of runs (runs/).")
-        candidates = [c.parent for c in sorted(p.glob("config.json"))
-                      + sorted(p.glob("*/config.json")) + sorted(p.glob("*/*/config.json"))
+        candidates = [c.parent for c in sorted(p.glob("*/config.json"))
+                      + sorted(p.glob("*/*/config.json"))
                       if not (c.parent.parent / "config.json").is_file()]
         newest: dict[str, Run] = {}
         for folder in candidates:  # sorted: timestamps ascending, the last one wins
