@@ -10,6 +10,7 @@
     autoencoders export RUN NAME [--out-dir DIR] [--force]
     autoencoders runs [DIR]
     autoencoders data list | fetch NAME
+    autoencoders site [RUN ...] [--out site] [--force]
 
 Bad input (an unknown key, a missing file, a damaged checkpoint) prints one paragraph
 and exits with status 2; there is no traceback for a user error.
@@ -104,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("runs", help="list run folders and their status (done, "
                                      "interrupted, failed)")
     sp.add_argument("dir", nargs="?", default="runs", help="default: runs")
+
+    sp = sub.add_parser("site", help="build the static results website from run folders")
+    sp.add_argument("runs", nargs="*", default=["runs"], metavar="RUN",
+                    help="run folders or folders of runs (newest run per experiment); "
+                         "default: runs")
+    sp.add_argument("--out", default="site", help="the site's folder (default: site)")
+    sp.add_argument("--force", action="store_true",
+                    help="write into a non-empty folder that is not a site")
+    sp.add_argument("--data-dir", default=None,
+                    help="folder with the data files (the explorers show test images)")
 
     sp = sub.add_parser("data", help="list or download datasets")
     dsub = sp.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
@@ -268,6 +279,12 @@ def _dispatch(args, command: str) -> int:
         with run.lock():
             run.log_command(command)
             print(_printable(str(write_report(run, command=""))))
+        return 0
+    if args.cmd == "site":
+        from .site import build_site, site_bytes
+
+        index = build_site(args.runs, args.out, force=args.force, data_dir=args.data_dir)
+        print(f"site: {index} ({site_bytes(args.out) / 1e6:.1f} MB; open it in a browser)")
         return 0
     if args.cmd == "export":
         from .pretrained import export

@@ -36,3 +36,7 @@ class RunInUseError(UserError, RuntimeError):
 
 class TrainingInterrupted(UserError):
     """Ctrl-C: a checkpoint was written; the message says how to resume."""
+
+
+class SiteError(UserError, ValueError):
+    """The results site cannot be built: no runs found, or an output folder to protect."""

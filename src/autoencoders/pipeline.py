@@ -297,4 +297,13 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
             tqdm.write(f"failed {name}: {e}")
         row["seconds"] = time.perf_counter() - t1
         results.append(row)
-    return write_index(runs_dir, results, profile, time.perf_counter() - t0)
+    index = write_index(runs_dir, results, profile, time.perf_counter() - t0)
+    done = [r["run"].path for r in results if r["status"] == "done"]
+    if done:  # the results site of these runs: <runs_dir>/site/index.html
+        from .site import build_site
+
+        try:
+            tqdm.write(f"site: {build_site(done, Path(runs_dir) / 'site', data_dir=data_dir)}")
+        except UserError as e:
+            tqdm.write(f"site not built: {e}")
+    return index
