@@ -55,11 +55,38 @@ class DataConfig:
     # memory-mapped uint8 cache ("memmap"); "auto" streams when it exceeds half the
     # available RAM (full CelebA and dSprites: 10-12 GB as float32). Same batches either way.
     storage: Literal["auto", "memory", "memmap"] = "auto"
+    # your own data (docs/DATA.md): "folder" reads PNG/JPEG files under path (labels from
+    # one subfolder per class), "array" a .npy/.npz file; a registered data set gets it too
+    path: str = ""
+    image_size: int = 0  # folder: resize + centre-crop to S x S (0: the images' own size)
+    channels: int = 0  # 1 grey, 3 RGB, 0 as the data holds it (folder: grey if all are)
+    # your own data's splits, as shares of its images (valid_size/test_size count images
+    # of the built-in sets): test carved with a fixed seed unless the data has its own
+    # test split, then valid with split_seed
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
 
     def validate(self) -> None:
         from .data import DATASETS
 
         _check_choice("data.name", self.name, sorted(DATASETS))
+        own = getattr(DATASETS[self.name], "user", False)
+        if self.name in ("folder", "array") and not self.path:
+            what = "folder of PNG/JPEG images" if self.name == "folder" else ".npy/.npz file"
+            raise ConfigError(f'data.name = "{self.name}" needs data.path, the {what} to '
+                              f"read (e.g. --set data.path=...); see docs/DATA.md.")
+        if self.path and not own:
+            raise ConfigError(f"data.path = {self.path!r} applies to your own data "
+                              f'(data.name = "folder", "array" or a registered name), not '
+                              f"to the built-in {self.name!r}; its files are found through "
+                              "data.data_dir. Remove data.path or change data.name.")
+        _check(self.image_size >= 0, "data.image_size", self.image_size,
+               "an integer >= 0 (0: the images' own size)")
+        _check_choice("data.channels", self.channels, [0, 1, 3])
+        _check(0 <= self.valid_fraction < 1, "data.valid_fraction", self.valid_fraction,
+               "a number in [0, 1)")
+        _check(0 <= self.test_fraction < 1, "data.test_fraction", self.test_fraction,
+               "a number in [0, 1)")
         _check(self.valid_size >= 0, "data.valid_size", self.valid_size, "an integer >= 0")
         _check(self.test_size >= 0, "data.test_size", self.test_size, "an integer >= 0")
         _check(self.train_size >= 0, "data.train_size", self.train_size, "an integer >= 0")

@@ -54,7 +54,7 @@ def pretrained(name: str, dtype: torch.dtype = torch.float32):
 
 def load_file_model(path: str | Path, dtype: torch.dtype = torch.float32):
     """Build the model a pretrained file describes and load its weights."""
-    from .data import DATASETS
+    from .data import image_shape
     from .registry import build_model
 
     try:
@@ -64,7 +64,7 @@ def load_file_model(path: str | Path, dtype: torch.dtype = torch.float32):
         config = from_dict(json.loads(meta["config"]))
     except (OSError, KeyError, ValueError, json.JSONDecodeError) as e:
         raise CheckpointError(f"Pretrained file {path} cannot be read ({e}).") from None
-    model = build_model(config.model, DATASETS[config.data.name].image_shape)
+    model = build_model(config.model, image_shape(config.data))
     model.load_state_dict(tensors)
     model.to(dtype).eval()
     model.pretrained_info = {

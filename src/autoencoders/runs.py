@@ -294,10 +294,10 @@ class Run:
 
     def load_model(self, which: str = "best"):
         """The trained model in eval mode. ``which``: "best" (falls back to "last") or "last"."""
-        from .data import DATASETS
+        from .data import image_shape
         from .registry import build_model
 
-        model = build_model(self.config.model, DATASETS[self.config.data.name].image_shape)
+        model = build_model(self.config.model, image_shape(self.config.data))
         best = self.ckpt_dir / "best.safetensors"
         if which == "best" and best.is_file():
             weights = self._read_weights(best)

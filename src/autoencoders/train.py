@@ -56,11 +56,23 @@ def load_split(config: ExperimentConfig, split: str, device: str = "cpu",
     data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
                test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
                download=d.download, size=d.size,
-               first=d.train_size if split == "train" else 0, storage=storage)
+               first=d.train_size if split == "train" else 0, storage=storage,
+               path=d.path, image_size=d.image_size, channels=d.channels,
+               valid_fraction=d.valid_fraction, test_fraction=d.test_fraction)
     if not stream and isinstance(data.x, StreamedImages):
         data.x = data.x[:]  # the caller wants a tensor: read every row once
     data.x = data.x.to(device)
     return data
+
+
+def has_valid(config: ExperimentConfig) -> bool:
+    """Whether the experiment carves a valid split (``data.valid_size``, or for your own
+    data ``data.valid_fraction``)."""
+    from .data import DATASETS
+
+    if getattr(DATASETS.get(config.data.name), "user", False):
+        return config.data.valid_fraction > 0
+    return config.data.valid_size > 0
 
 
 def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
@@ -149,7 +161,7 @@ def _sigint_flag():
 
 def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "runs",
           resume: bool = False, progress: bool = True, log_epochs: bool = True,
-          stop_after_steps: int = 0) -> Run:
+          stop_after_steps: int = 0, train_data=None, train_labels=None) -> Run:
     """Train the experiment's model; write metrics and checkpoints into a run folder.
 
     Args:
@@ -161,6 +173,12 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         log_epochs: print one summary line per epoch.
         stop_after_steps: testing aid: stop (after checkpointing) once this many optimiser
             steps have run in this call (0: run to the end).
+        train_data: your own images instead of ``config.data`` (numpy array or tensor,
+            ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``, uint8 or float in [0, 1]):
+            saved once to the user cache as a ``.npz`` and trained on as
+            ``data.name = "array"`` (valid and test carved by ``data.valid_fraction`` and
+            ``data.test_fraction``), so evaluate, plot and resume find them again.
+        train_labels: ``(N,)`` integer labels for ``train_data`` (optional).
 
     Returns:
         The :class:`Run`.
@@ -169,12 +187,31 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
         >>> run = train(cfg)                                                 # doctest: +SKIP
     """
+    if train_data is not None:
+        config = use_array(config, train_data, train_labels, run)
     threads = torch.get_num_threads()
     try:
         return _train(config, run, runs_dir=runs_dir, resume=resume, progress=progress,
                       log_epochs=log_epochs, stop_after_steps=stop_after_steps)
     finally:  # train.threads is process-wide in torch: do not leak it to the next run
         torch.set_num_threads(threads)
+
+
+def use_array(config: ExperimentConfig, x, labels=None, run: Run | None = None
+              ) -> ExperimentConfig:
+    """``config`` with its data replaced by the in-memory images ``x`` (see ``train``)."""
+    import dataclasses
+
+    from .data.own import save_array
+
+    if run is not None:
+        raise UserError("train(config, run, train_data=...): a run folder already fixes its "
+                        "data in config.json; pass train_data without run.")
+    path = save_array(x, labels)
+    data = dataclasses.replace(config.data, name="array", path=str(path), data_dir=None,
+                               size=0, image_size=0, channels=0)
+    data.validate()
+    return dataclasses.replace(config, data=data)
 
 
 def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: bool,
@@ -187,7 +224,7 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
     if tc.tensorboard:
         tensorboard_log.require()  # before any run folder is made
     train_data = load_split(config, "train", tc.device, stream=True)
-    valid_data = load_split(config, "valid", tc.device) if config.data.valid_size else None
+    valid_data = load_split(config, "valid", tc.device) if has_valid(config) else None
     x_train = train_data.x
     y_train = train_data.y.to(device) if train_data.y is not None else None
     n = x_train.shape[0]
