@@ -28,7 +28,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from .errors import ConfigError
 
@@ -109,10 +112,14 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs on valid/loss (0: off)
     log_every: int = 20  # progress-bar refresh, in steps
     threads: int = 0  # torch intra-op threads (0: leave PyTorch's default)
-    device: str = "cpu"
+    # "auto": the first CUDA device when PyTorch sees one, else the CPU; "cpu", "cuda",
+    # "cuda:N" (checked against the machine when training starts; see devices.py)
+    device: str = "auto"
     # "bf16": matmuls under torch.autocast(bfloat16); weights, optimiser and every loss sum
-    # stay in float32 (opt-in: faster on CPUs with bf16 units; see docs/BENCHMARKS.md)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # stay in float32 (faster on CUDA and on CPUs with native BF16; see docs/BENCHMARKS.md);
+    # "fp16": CUDA only, autocast float16 with a gradient scaler; "auto": bf16 where the
+    # hardware has it, else fp32. Default fp32: the published numbers.
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     # a run folder whose last weights initialise every parameter of the same name and shape
     # before training (e.g. the previous stage of a stacked DAE); "" starts from scratch
     init_from: str = ""
@@ -131,6 +138,9 @@ class TrainConfig:
                "an integer >= 0")
         _check(self.log_every >= 1, "train.log_every", self.log_every, "an integer >= 1")
         _check(self.threads >= 0, "train.threads", self.threads, "an integer >= 0")
+        from .devices import check_device
+
+        check_device(self.device)
 
 
 @dataclass

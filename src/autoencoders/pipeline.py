@@ -21,11 +21,12 @@ from .config import ExperimentConfig, _set_dotted, from_dict
 from .evaluation import EVALUATORS
 from .evaluation.likelihood import average_loss_terms, iw_log_likelihood
 from .report import write_report, write_sweep_report
+from .errors import UserError
 from .runs import Run, atomic_write_text
 from .train import load_split, train
 
 
-def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
+def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str, Any]:
     """Test-set numbers for a trained run; written to ``eval.json`` and returned.
 
     For generative models: the test lower bound (ELBO, one posterior sample per example)
@@ -33,11 +34,18 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
     example. Every model: its loss terms on the test split, then each evaluator named in
     ``eval.metrics`` (``autoencoders.evaluation.EVALUATORS``), whose dict of numbers is
     merged into the result.
+
+    ``device`` (``auto``, ``cpu``, ``cuda[:N]``; see :mod:`autoencoders.devices`) is
+    where the model and the test split go for the loss terms, the importance-weighted
+    estimate and the evaluators (which move their batches to the model's device).
     """
+    from .devices import resolve
+
     cfg = run.config
     t0 = time.perf_counter()
-    model = run.load_model(cfg.eval.checkpoint)
-    test = load_split(cfg, "test")
+    where = resolve(device)
+    model = run.load_model(cfg.eval.checkpoint).to(where)
+    test = load_split(cfg, "test", where)
     torch.manual_seed(cfg.train.seed + 1)  # evaluation noise: fixed, separate from training
     terms = average_loss_terms(model, test.x, y=test.y)
     out: dict[str, Any] = {f"test/{k}": v for k, v in terms.items()}
@@ -66,7 +74,8 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
 
 
 def plot(run: Run) -> list[Path]:
-    """Draw the run's figures (``eval.figures``) into ``<run>/figures``."""
+    """Draw the run's figures (``eval.figures``) into ``<run>/figures`` (on the CPU: a
+    figure needs a few hundred images at most)."""
     cfg = run.config
     model = run.load_model(cfg.eval.checkpoint)
     fig_dir = run.path / "figures"
@@ -99,26 +108,32 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
     run = Run.create(config, runs_dir)
     run.log_command(command)
     run = train_stages(config, run, progress=progress)
-    evaluate(run, progress=progress)
+    evaluate(run, progress=progress, device=config.train.device)
     plot(run)
     write_report(run, command=command, wall_seconds=time.perf_counter() - t0)
     return run
 
 
-def train_stages(config: ExperimentConfig, run: Run, progress: bool = True) -> Run:
+def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
+                 resume: bool = False) -> Run:
     """Train ``run``; a model class with ``stages(model_config)`` (the stacked DAE) trains
     as a chain of runs, each initialised from the previous one with ``train.init_from``.
 
     Every stage but the last is its own run in ``<run>/<label>/``; the last stage trains in
     ``run`` itself, whose ``config.json`` then records the stage and its ``init_from``.
+
+    ``resume``: continue an interrupted training: finished stages are kept, an unfinished
+    one continues from its last checkpoint (bit-identically), missing ones are trained.
     """
     from .registry import MODELS
 
     stages = getattr(MODELS[config.model_name], "stages", None)
     if stages is None:
-        return train(config, run, progress=progress)
+        return train(config, run, resume=resume, progress=progress)
     plan = stages(config.model)
     previous = config.train.init_from
+    if resume and plan and (run.path / plan[0][0] / "config.json").is_file():
+        previous = Run.load(run.path / plan[0][0]).config.train.init_from  # the original
     for i, (label, overrides) in enumerate(plan):
         raw = config.to_dict()
         raw.pop("sweep", None)
@@ -126,19 +141,78 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True) -> R
             _set_dotted(raw, key, value)
         stage_cfg = from_dict(raw)
         last = i == len(plan) - 1
-        stage_run = Run.create(stage_cfg, path=run.path if last else run.path / label)
+        path = run.path if last else run.path / label
+        if resume and not last and (path / "config.json").is_file():
+            stage_run = Run.load(path)
+            if not trained(stage_run):
+                train(stage_run.config, stage_run, resume=True, progress=progress)
+            previous = str(stage_run.path)
+            continue
+        started = resume and last and trained_stage(run, stage_cfg)
+        stage_run = run if started else Run.create(stage_cfg, path=path)
+        if started:
+            stage_run = Run.load(path)
         if progress:
             tqdm.write(f"--- stage {label}")
-        train(stage_cfg, stage_run, progress=progress)
+        train(stage_run.config, stage_run, progress=progress, resume=started)
         previous = str(stage_run.path)
     return Run.load(run.path)
 
 
-def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
-                     command: str) -> Run:
+def trained(run: Run) -> bool:
+    """Whether ``run``'s training has finished (its last checkpoint says so)."""
+    return run.has_checkpoint() and bool(run.load_checkpoint()[1].get("finished"))
+
+
+def trained_stage(run: Run, stage_cfg: ExperimentConfig) -> bool:
+    """Whether ``run`` already holds the last stage's config (that stage has started)."""
+    def key(cfg: ExperimentConfig) -> dict:
+        raw = cfg.to_dict()
+        raw["train"].pop("init_from")  # a path: the same folder may be spelled otherwise
+        return raw
+
+    return key(run.config) == key(stage_cfg) and run.has_checkpoint()
+
+
+def resume_reproduction(path: str | Path, progress: bool = True, command: str = "") -> Run:
+    """Continue an interrupted ``reproduce``: finish training (from the last checkpoint),
+    then run whichever of evaluate, plot and report has not been done; for a sweep, the
+    same for every value, then the sweep's figures and report.
+
+    Raises:
+        CheckpointError: ``path`` is not a run folder.
+    """
     t0 = time.perf_counter()
-    parent = Run.create(config, runs_dir)
-    parent.log_command(command)
+    run = Run.load(path)
+    run.log_command(command)
+    cfg = run.config
+    if cfg.sweep is not None and cfg.sweep.values:
+        return _reproduce_sweep(cfg, "", progress, command, parent=run)
+    run = _finish(cfg, run, progress, command, time.perf_counter() - t0)
+    return run
+
+
+def _finish(config: ExperimentConfig, run: Run, progress: bool, command: str,
+            wall_seconds: float | None) -> Run:
+    """Train (resuming) unless finished; evaluate and plot unless done; write the report."""
+    if not trained(run):
+        run = train_stages(config, run, progress=progress, resume=True)
+    if not (run.path / "eval.json").is_file():
+        evaluate(run, progress=progress, device=config.train.device)
+    if not all((run.path / "figures" / f"{name}.png").is_file()
+               for name in run.config.eval.figures):
+        plot(run)
+    write_report(run, command=command, wall_seconds=wall_seconds)
+    return run
+
+
+def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
+                     command: str, parent: Run | None = None) -> Run:
+    t0 = time.perf_counter()
+    resume = parent is not None
+    if parent is None:
+        parent = Run.create(config, runs_dir)
+        parent.log_command(command)
     children: list[tuple[str, Run]] = []
     key = config.sweep.key
     for i, value in enumerate(tqdm(config.sweep.values, desc=f"sweep {key}",
@@ -150,11 +224,15 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
         # [reference."<label>"] holds the paper's numbers for this run of the sweep
         raw["reference"] = dict(config.reference.get(label, {}))
         child_cfg = from_dict(copy.deepcopy(raw))
-        child = Run.create(child_cfg, path=parent.path / label)
         if progress:
             tqdm.write(f"--- {label}")
+        if resume and (parent.path / label / "config.json").is_file():
+            child = _finish(child_cfg, Run.load(parent.path / label), progress, command, None)
+            children.append((label, child))
+            continue
+        child = Run.create(child_cfg, path=parent.path / label)
         child = train_stages(child_cfg, child, progress=progress)
-        evaluate(child, progress=progress)
+        evaluate(child, progress=progress, device=child_cfg.train.device)
         plot(child)
         write_report(child, command=command, wall_seconds=None)
         children.append((label, child))
@@ -172,23 +250,67 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
     return parent
 
 
+def finished_run(runs_dir: str | Path, name: str, profile: str) -> Run | None:
+    """The newest run of experiment ``name`` with ``profile`` in ``runs_dir`` whose
+    reproduction finished (training done, ``eval.json`` and ``report.md`` written)."""
+    folder = Path(runs_dir) / name
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.iterdir(), reverse=True):  # timestamps: newest first
+        if not ((path / "report.md").is_file() and (path / "config.json").is_file()):
+            continue
+        try:
+            run = Run.load(path)
+        except UserError:
+            continue
+        if run.config.profile != profile:
+            continue
+        sweep = run.config.sweep is not None and run.config.sweep.values
+        if sweep or ((path / "eval.json").is_file() and trained(run)):
+            return run
+    return None
+
+
 def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool = True,
-                  data_dir: str | None = None, command: str = "") -> Path:
+                  data_dir: str | None = None, command: str = "",
+                  only: list[str] | None = None, skip_done: bool = False) -> Path:
     """Run every shipped experiment; skip (with a reason) those whose data is absent.
 
+    Args:
+        only: run just these experiments (names from ``list_experiments``).
+        skip_done: keep an experiment's finished run of the same profile in ``runs_dir``
+            (see :func:`finished_run`) instead of running it again; it still appears in
+            the index.
+
     Writes ``<runs_dir>/index.md`` with one section per paper and returns its path.
+
+    Raises:
+        ConfigError: a name in ``only`` is not a shipped experiment.
     """
     from .config import list_experiments, load_experiment
-    from .errors import DataMissingError, UserError
+    from .errors import ConfigError, DataMissingError
     from .report import write_index
 
     t0 = time.perf_counter()
+    names = list_experiments()
+    if only:
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise ConfigError(f"--only names unknown experiment(s) {', '.join(unknown)}; "
+                              f"valid: {', '.join(names)}.")
+        names = [n for n in names if n in only]
     results = []
-    for name in list_experiments():
+    for name in names:
         overrides = [f'data.data_dir="{data_dir}"'] if data_dir else []
         cfg = load_experiment(name, profile, overrides)
         row = {"name": name, "paper": cfg.paper, "description": cfg.description}
         t1 = time.perf_counter()
+        done = finished_run(runs_dir, cfg.name, profile) if skip_done else None
+        if done is not None:
+            tqdm.write(f"done {name}: keeping {done.path}")
+            row.update(status="done", run=done, seconds=0.0)
+            results.append(row)
+            continue
         try:
             load_split(cfg, "train", stream=True)  # data present? (downloads when allowed)
         except DataMissingError as e:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed, tensorboard_log
+from . import devices, distributed, tensorboard_log
 from .config import ExperimentConfig
 from .data import ImageData, StreamedImages, get
 from .errors import TrainingDiverged, UserError
@@ -62,6 +62,8 @@ def load_split(config: ExperimentConfig, split: str, device: str = "cpu",
     if not stream and isinstance(data.x, StreamedImages):
         data.x = data.x[:]  # the caller wants a tensor: read every row once
     data.x = data.x.to(device)
+    if data.y is not None:
+        data.y = data.y.to(device)
     return data
 
 
@@ -115,9 +117,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
+def _rng_state(data_gen: torch.Generator, device: torch.device | None = None
+               ) -> dict[str, Any]:
     np_state = np.random.get_state()
-    return {
+    cuda = {"cuda": torch.cuda.get_rng_state(device)} if device is not None and \
+        device.type == "cuda" else {}
+    return {**cuda,
         "torch": torch.get_rng_state(),
         "data": data_gen.get_state(),
         "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
@@ -126,8 +131,11 @@ def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
     }
 
 
-def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
+def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator,
+                   device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
     data_gen.set_state(state["data"])
     np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32),
                          state["numpy_pos"], 0, 0.0))
@@ -219,14 +227,15 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    rank, world = distributed.setup(tc.device)
-    device = torch.device(tc.device)
+    device = devices.resolve(tc.device)  # a CUDA request without CUDA stops here
+    precision = devices.resolve_precision(tc.precision, device)
+    rank, world = distributed.setup(device.type)
     if tc.tensorboard:
         tensorboard_log.require()  # before any run folder is made
-    train_data = load_split(config, "train", tc.device, stream=True)
-    valid_data = load_split(config, "valid", tc.device) if has_valid(config) else None
+    train_data = load_split(config, "train", device, stream=True)
+    valid_data = load_split(config, "valid", device) if has_valid(config) else None
     x_train = train_data.x
-    y_train = train_data.y.to(device) if train_data.y is not None else None
+    y_train = train_data.y
     n = x_train.shape[0]
     if n == 0:
         raise UserError(f"The train split of {config.data.name} is empty.")
@@ -239,6 +248,8 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
         raise UserError(f"Model {config.model_name!r} trains on labels, but "
                         f"{config.data.name!r} has none.")
     optimizer = make_optimizer(model, tc)
+    # fp16 only (CUDA): scale the loss so small gradients survive float16
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     data_gen = torch.Generator().manual_seed(tc.seed)
     main = rank == 0
     if world > 1:  # same initial weights everywhere (same seed), different noise per rank
@@ -265,7 +276,9 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
         weights, state = run.load_checkpoint()
         run.load_weights_into(model, weights)
         optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"], data_gen)
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], data_gen, device)
         start_epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
         global_step, samples = state["global_step"], state["samples"]
         elapsed, best, bad_epochs = state["elapsed"], state["best"], state["bad_epochs"]
@@ -283,7 +296,8 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
         if not main:
             return
         run.save_checkpoint(model, {
-            "optimizer": optimizer.state_dict(), "rng": _rng_state(data_gen),
+            "optimizer": optimizer.state_dict(), "rng": _rng_state(data_gen, device),
+            **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
             "epoch": epoch, "step_in_epoch": step_in, "global_step": global_step,
             "samples": samples, "elapsed": elapsed, "best": best, "bad_epochs": bad_epochs,
             "perm": perm, "acc": acc, "finished": finished,
@@ -309,12 +323,16 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
                 idx = perm[b * tc.batch_size:(b + 1) * tc.batch_size]
                 xb = x_train[idx]
                 if dynamic:  # the whole global batch, so every rank's generator stays in step
-                    xb = torch.bernoulli(xb, generator=data_gen)
+                    if xb.device.type == "cpu":
+                        xb = torch.bernoulli(xb, generator=data_gen)
+                    else:  # the CPU generator draws: the same images on every device
+                        xb = torch.bernoulli(xb.cpu(), generator=data_gen).to(device)
                 n_global = xb.shape[0]
                 if world > 1:  # this rank's equal slice of the global batch
                     idx, xb = idx.tensor_split(world)[rank], xb.tensor_split(world)[rank]
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                                    enabled=tc.precision == "bf16"):
+                with torch.autocast(device_type=device.type,
+                                    dtype=devices.autocast_dtype(precision) or torch.bfloat16,
+                                    enabled=precision != "fp32"):
                     out = loss_fn(xb, y_train[idx] if uses_labels else None)
                 terms = torch.stack([out.total.detach(),
                                      *[v.detach() for v in out.terms.values()]])
@@ -333,8 +351,13 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
                         f"new run or resume with `autoencoders train --resume {run.path}`."
                     )
                 optimizer.zero_grad(set_to_none=True)
-                out.total.backward()
-                optimizer.step()
+                if scaler.is_enabled():
+                    scaler.scale(out.total).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    out.total.backward()
+                    optimizer.step()
                 acc = batch_sum if acc is None else acc + batch_sum
                 global_step += 1
                 samples += n_global

@@ -58,6 +58,7 @@ import torch
 
 from autoencoders.data.celeba import CelebA
 from autoencoders.data.download import data_dirs, ensure, find
+from autoencoders.errors import DataMissingError
 from autoencoders.data.dsprites import DSpritesGenerated, DSpritesOfficial
 from autoencoders.data.frey import FreyFace, read_frey
 from autoencoders.data.mnist import MNIST, FashionMNIST, read_idx
@@ -80,12 +81,14 @@ __all__ = [
     "STORAGES",
     "StreamedImages",
     "data_dirs",
+    "describe",
     "fetch",
     "get",
     "image_shape",
     "read_frey",
     "read_idx",
     "register",
+    "summary",
     "status",
 ]
 
@@ -383,6 +386,86 @@ def status(data_dir: str | Path | None = None) -> list[dict]:
                     "path": path,
                 }
             )
+    return rows
+
+
+SUMMARIES = {  # one line per data set for `autoencoders list`
+    "mnist": "MNIST handwritten digits: 60,000 train + 10,000 test, 28x28 grey, 10 classes "
+             "(downloaded).",
+    "fashion-mnist": "Fashion-MNIST (Zalando articles): 60,000 train + 10,000 test, 28x28 "
+                     "grey, 10 classes (downloaded).",
+    "frey": "Frey Face: 1,965 video frames of one face, 28x20 grey, no labels (downloaded).",
+    "mnist-basic": "MNIST digits with the variations benchmark's split sizes (12,000 + "
+                   "50,000), generated from MNIST's files.",
+    "mnist-rot": "Rotated MNIST digits, generated from MNIST's files.",
+    "mnist-bg-rand": "MNIST digits on uniform-noise backgrounds, generated from MNIST's files.",
+    "mnist-bg-img": "MNIST digits on random-texture backgrounds, generated from MNIST's files.",
+    "mnist-rot-bg-img": "Rotated MNIST digits on random-texture backgrounds, generated from "
+                        "MNIST's files.",
+    "dsprites": "dSprites: 737,280 binary 64x64 shapes over 5 ground-truth factors (the "
+                "official npz, about 26 MB, downloaded).",
+    "dsprites-generated": "dSprites drawn by code to match the official images: no "
+                          "download.",
+    "celeba": "CelebA aligned faces: 202,599 photos cropped to 64x64 RGB (placed by hand: "
+              "`autoencoders data fetch celeba` says how).",
+}
+
+
+def summary(name: str) -> str:
+    """One line describing the data set ``name`` (its docstring's first line for a data
+    set registered with :func:`register`)."""
+    if name in SUMMARIES:
+        return SUMMARIES[name]
+    return " ".join((_dataset(name).__doc__ or "").strip().split("\n\n")[0].split())
+
+
+CELEBA_ZIP_BYTES = 1_443_490_838  # img_align_celeba.zip as distributed (202,599 JPEGs)
+
+
+def describe(data_dir: str | Path | None = None) -> list[dict]:
+    """Every data set of :data:`DATASETS` for ``autoencoders data list``: one row per file
+    (as :func:`status`), and one row for each data set without files of its own.
+
+    Returns:
+        Rows with ``dataset``, ``file`` (``"-"`` when none), ``size_bytes`` (``None`` when
+        unknown) and ``where`` (the path found, ``"missing"``, or what the data set is
+        made from).
+    """
+    files = {}
+    for row in status(data_dir):
+        files.setdefault(row["dataset"], []).append(row)
+    owner = {}
+    for name, cls in DATASETS.items():
+        if cls.source.files and id(cls.source) not in owner:
+            owner[id(cls.source)] = name
+    rows = []
+    for name, cls in DATASETS.items():
+        if name in files:
+            rows += [{"dataset": name, "file": r["file"], "size_bytes": r["size_bytes"],
+                      "where": str(r["path"]) if r["present"] else "missing"}
+                     for r in files[name]]
+            continue
+        if cls.source.files:  # shares another data set's files (the MNIST variations)
+            base = owner[id(cls.source)]
+            present = all(r["present"] for r in files.get(base, []))
+            where = f"generated from {base}'s files ({'present' if present else 'missing'})"
+        elif name == "celeba":
+            try:
+                where = str(CelebA.fetch(data_dir)[0].parent)
+            except DataMissingError:
+                where = "missing: placed by hand (`autoencoders data fetch celeba` says how)"
+            rows.append({"dataset": name, "file": "img_align_celeba/ + list_attr_celeba.txt",
+                         "size_bytes": CELEBA_ZIP_BYTES, "where": where})
+            continue
+        elif name == "folder":
+            where = "your PNG/JPEG images: --set data.name=folder --set data.path=DIR"
+        elif name == "array":
+            where = "your .npy/.npz images: --set data.name=array --set data.path=FILE"
+        elif getattr(cls, "user", False):
+            where = "registered with ae.datasets.register"
+        else:
+            where = "drawn by code: no file"
+        rows.append({"dataset": name, "file": "-", "size_bytes": None, "where": where})
     return rows
 
 

@@ -325,7 +325,7 @@ class OwnData:
 
 
 class FolderData(OwnData):
-    """A folder of PNG/JPEG images, labels from class subfolders (``data.path``)."""
+    """Your PNG/JPEG images in a folder (data.path); labels from one subfolder per class."""
 
     name: ClassVar[str] = "folder"
 
@@ -338,7 +338,7 @@ class FolderData(OwnData):
 
 
 class ArrayData(OwnData):
-    """Images from a ``.npy`` / ``.npz`` file (``data.path``), labels optional."""
+    """Your images in a .npy or .npz file (data.path); labels optional."""
 
     name: ClassVar[str] = "array"
 
