@@ -7,10 +7,9 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
-import pytest
+import tomllib
 import torch
 
 REPO = Path(__file__).resolve().parents[1]

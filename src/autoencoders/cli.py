@@ -32,8 +32,8 @@ import textwrap
 
 from . import __version__
 from .errors import UserError
-
-log = logging.getLogger("autoencoders")
+from .logs import configure
+from .logs import logger as log
 
 RUN_HELP = "a run folder, e.g. runs/vae-mnist/20260101-120000"
 DEVICE_HELP = ("where to compute: auto (a CUDA GPU when PyTorch sees one, else the CPU), "
@@ -186,11 +186,7 @@ def _setup_logging(args) -> None:
         logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     if getattr(args, "quiet", False):
         args.no_progress = True
-    handler = logging.StreamHandler(sys.stderr)  # the current stderr (tests capture it)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
+    configure(level)
 
 
 def _overrides(args) -> list[str]:

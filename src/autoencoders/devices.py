@@ -15,16 +15,15 @@ elsewhere. Without native BF16 a CPU emulates it, which is slower than fp32: an 
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
 
 from .errors import ConfigError
+from .logs import logger as log
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-log = logging.getLogger("autoencoders")
 
 
 def check_device(spec: str) -> None:

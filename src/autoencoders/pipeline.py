@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,11 @@ from tqdm.auto import tqdm
 
 from . import plots
 from .config import ExperimentConfig, _set_dotted, from_dict
+from .errors import UserError
 from .evaluation import EVALUATORS
 from .evaluation.likelihood import average_loss_terms, iw_log_likelihood
+from .logs import logger as log
 from .report import write_report, write_sweep_report
-from .errors import UserError
 from .runs import Run, atomic_write_text
 from .train import load_split, train
 
@@ -96,7 +96,7 @@ def _figures_to_tensorboard(run: Run) -> None:
     try:
         log_figures(run.path)
     except UserError as e:  # the figures are drawn; only their mirror is missing
-        print(f"autoencoders: note: figures not logged to TensorBoard: {e}", file=sys.stderr)
+        log.warning(f"autoencoders: note: figures not logged to TensorBoard: {e}")
 
 
 def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool = True,
@@ -153,7 +153,7 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
         if started:
             stage_run = Run.load(path)
         if progress:
-            tqdm.write(f"--- stage {label}")
+            log.info(f"--- stage {label}")
         train(stage_run.config, stage_run, progress=progress, resume=started)
         previous = str(stage_run.path)
     return Run.load(run.path)
@@ -225,7 +225,7 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
         raw["reference"] = dict(config.reference.get(label, {}))
         child_cfg = from_dict(copy.deepcopy(raw))
         if progress:
-            tqdm.write(f"--- {label}")
+            log.info(f"--- {label}")
         if resume and (parent.path / label / "config.json").is_file():
             child = _finish(child_cfg, Run.load(parent.path / label), progress, command, None)
             children.append((label, child))
@@ -307,7 +307,7 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
         t1 = time.perf_counter()
         done = finished_run(runs_dir, cfg.name, profile) if skip_done else None
         if done is not None:
-            tqdm.write(f"done {name}: keeping {done.path}")
+            log.info(f"done {name}: keeping {done.path}")
             row.update(status="done", run=done, seconds=0.0)
             results.append(row)
             continue
@@ -315,17 +315,17 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
             load_split(cfg, "train", stream=True)  # data present? (downloads when allowed)
         except DataMissingError as e:
             row.update(status="skipped", reason=f"data absent: {e}")
-            tqdm.write(f"skip {name}: data for {cfg.data.name!r} is absent")
+            log.info(f"skip {name}: data for {cfg.data.name!r} is absent")
             results.append(row)
             continue
-        tqdm.write(f"=== {name} ({profile})")
+        log.info(f"=== {name} ({profile})")
         try:
             run = reproduce(cfg, runs_dir=runs_dir, progress=progress,
                             command=f"{command} [{name}]" if command else "")
             row.update(status="done", run=run)
         except UserError as e:
             row.update(status="failed", reason=str(e))
-            tqdm.write(f"failed {name}: {e}")
+            log.warning(f"failed {name}: {e}")
         row["seconds"] = time.perf_counter() - t1
         results.append(row)
     return write_index(runs_dir, results, profile, time.perf_counter() - t0)

@@ -35,6 +35,7 @@ from .config import ExperimentConfig
 from .data import ImageData, StreamedImages, get
 from .errors import TrainingDiverged, UserError
 from .evaluation.likelihood import average_loss_terms
+from .logs import logger as log
 from .models.base import Loss
 from .registry import build_model
 from .runs import Run, headline
@@ -412,7 +413,7 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
                     tb.scalars(row)
             if log_epochs and main:
                 shown = "  ".join(f"{k} {v:.3f}" for k, v in headline(row).items())
-                tqdm.write(f"epoch {epoch + 1}/{tc.epochs}  {shown}  ({elapsed:.0f} s)")
+                log.info(f"epoch {epoch + 1}/{tc.epochs}  {shown}  ({elapsed:.0f} s)")
             step_in_epoch = 0
             stop_early = bool(tc.early_stopping) and bad_epochs >= tc.early_stopping
             finished = epoch + 1 == tc.epochs or stop_early
@@ -420,7 +421,7 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
             distributed.barrier()
             if stop_early:
                 if progress and main:
-                    tqdm.write(f"early stopping: valid/loss did not improve for "
+                    log.info(f"early stopping: valid/loss did not improve for "
                                f"{bad_epochs} epochs (best {best:.3f})")
                 break
             if sigint["hit"] or (stop_after_steps and steps_this_call >= stop_after_steps):

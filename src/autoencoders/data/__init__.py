@@ -58,11 +58,10 @@ import torch
 
 from autoencoders.data.celeba import CelebA
 from autoencoders.data.download import data_dirs, ensure, find
-from autoencoders.errors import DataMissingError
 from autoencoders.data.dsprites import DSpritesGenerated, DSpritesOfficial
 from autoencoders.data.frey import FreyFace, read_frey
 from autoencoders.data.mnist import MNIST, FashionMNIST, read_idx
-from autoencoders.data.own import ArrayData, FolderData, OwnData, registered
+from autoencoders.data.own import ArrayData, FolderData, registered
 from autoencoders.data.storage import (
     STORAGES,
     StreamedImages,
@@ -73,7 +72,7 @@ from autoencoders.data.storage import (
     report_streaming,
 )
 from autoencoders.data.variations import VARIATIONS
-from autoencoders.errors import ConfigError
+from autoencoders.errors import ConfigError, DataMissingError
 
 __all__ = [
     "DATASETS",
