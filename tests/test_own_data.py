@@ -205,3 +205,44 @@ def test_cli_reproduce_on_own_data(tmp_path, kind, capsys):
         assert png.is_file() and Image.open(png).size[0] > 50
     assert (run_dir / "report.md").is_file()
     assert json.loads((run_dir / "eval.json").read_text())["n_test"] == 6
+
+
+EVERY_MODEL = {  # one experiment per model, shrunk to seconds
+    "vae-mnist": ["model.hidden=16"],
+    "betavae-celeba": ["data.image_size=64", "data.channels=3", "data.size=0", "model.conv_fc=32",
+                       "model.conv_channels=[8, 8, 8, 8]", "model.latent_dim=4",
+                       "eval.metrics=[]"],
+    "sbvae-mnist": ["model.hidden=16", "model.truncation=5", "train.early_stopping=0",
+                    "data.train_size=0", "eval.knn_k=[3]"],
+    "dae-filters": ["model.hidden=16"],
+    "ksparse-classify": ["model.hidden=32", "model.k=5", "model.k_start=10",
+                         "eval.feature_alphas=[]", "eval.logreg_C=[1.0]"],
+    "sda-mnist-basic": ["model.hidden=[16, 16]", "model.noise=[0.25, 0.25]",
+                        "model.pretrain_epochs=1", "train.early_stopping=0",
+                        "data.train_size=0"],
+}
+
+
+@pytest.mark.parametrize("experiment", sorted(EVERY_MODEL))
+def test_every_model_trains_and_evaluates_on_a_folder(tmp_path, experiment):
+    """Any model trains on your images: one experiment per registered model, labels from
+    the class subfolders where the model or its probes need them."""
+    from autoencoders.pipeline import evaluate, train_stages
+    from autoencoders.registry import MODELS
+
+    root = write_folder(tmp_path / "imgs", n=40)
+    if experiment == "betavae-celeba":  # colour photos at another size
+        for png in root.rglob("*.png"):
+            Image.open(png).convert("RGB").resize((70, 80)).save(png)
+    cfg = load_experiment(experiment, overrides=[
+        "data.name=folder", f"data.path={root}", "train.epochs=1", "train.threads=1",
+        "train.batch_size=8", "eval.iw_samples=3", *EVERY_MODEL[experiment]])
+    run = train_stages(cfg, ae.Run.create(cfg, tmp_path / "runs"), progress=False)
+    result = evaluate(run, progress=False)
+    assert result["n_test"] == 4 and all(np.isfinite(v) for k, v in result.items()
+                                          if k.startswith("test/"))
+    model = run.load_model()
+    assert type(model) is MODELS[cfg.model_name]
+    x = data.get("folder", "test", path=str(root), image_size=cfg.data.image_size,
+                 channels=cfg.data.channels).x[:2]
+    assert model.reconstruct(x).shape == x.shape  # the model works in the folder's shape

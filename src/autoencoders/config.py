@@ -47,7 +47,8 @@ class DataConfig:
     valid_size: int = 10000  # carved from the official train split with split_seed
     test_size: int = 0  # only for datasets without an official test split (Frey Face)
     train_size: int = 0  # use only the first N training examples (0: all); for quick runs
-    # datasets too large to hold or drawn by code (dsprites, dsprites-generated, celeba):
+    # datasets too large to hold or drawn by code (dsprites, dsprites-generated, celeba)
+    # and your own data (its first N images):
     # images taken, with the dataset's fixed seed, before valid/test are carved (0: all)
     size: int = 0
     split_seed: int = 0  # seed of the train/valid permutation

@@ -168,7 +168,8 @@ def get(
         binarize: ``"none"``, ``"static"`` or ``"dynamic"``.
         download: Whether absent files may be downloaded.
         size: For datasets with their own ``load`` (dSprites, CelebA): how many images
-            to draw, with the dataset's fixed seed, before splitting (0: all).
+            to draw, with the dataset's fixed seed, before splitting (0: all); your own
+            data: its first ``size`` images.
         first: Keep only the first ``first`` images of the split (0: all), before the
             storage is chosen.
         storage: ``"memory"`` (one float32 tensor), ``"memmap"`` (stream from a
@@ -202,13 +203,10 @@ def get(
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{arg} must be a non-negative integer, got {value!r}.")
     if getattr(cls, "user", False):
-        if size:
-            raise ConfigError(f"size={size} does not apply to {name} (your own data); set "
-                              "data.size = 0 (data.train_size trains on fewer images).")
         return _get_own(cls, split, path=path, image_size=image_size, channels=channels,
                         valid_fraction=valid_fraction, test_fraction=test_fraction,
                         seed=seed, binarize=binarize, first=first, storage=storage,
-                        budget=budget)
+                        budget=budget, size=size)
     if hasattr(cls, "load"):
         return cls.load(split, data_dir=data_dir, valid_size=valid_size, test_size=test_size,
                         seed=seed, binarize=binarize, download=download, size=size,
@@ -295,12 +293,17 @@ def register(name: str, loader, *, replace: bool = False) -> None:
 
 def _get_own(cls: type, split: str, *, path: str, image_size: int, channels: int,
              valid_fraction: float, test_fraction: float, seed: int, binarize: str,
-             first: int, storage: str, budget: int | None) -> ImageData:
-    """One split of a user data set: carved, binarised and stored like the built-in sets."""
+             first: int, storage: str, budget: int | None, size: int = 0) -> ImageData:
+    """One split of a user data set: carved, binarised and stored like the built-in sets;
+    ``size`` > 0 keeps the first ``size`` images (in file order) before carving, as for
+    CelebA."""
     for arg, value in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
         if not 0 <= value < 1:
             raise ConfigError(f"{arg} must be in [0, 1), got {value!r}.")
     official = cls.splits(path, image_size, channels)
+    if size:
+        official = {**official, "train": tuple(None if a is None else a[:size]
+                                               for a in official["train"])}
     n = len(official["train"][0])
     test_size = 0 if "test" in official else int(round(test_fraction * n))
     valid_size = int(round(valid_fraction * (n - test_size)))
@@ -325,7 +328,7 @@ def _get_own(cls: type, split: str, *, path: str, image_size: int, channels: int
     if not floats and over_budget(storage, len(rows), image_shape, budget):
         kind = "binary" if applied == "static" else "grey"
         digest = cls.digest(path, image_size, channels)
-        cache = cache_dir("own") / f"{cls.name}-{source_split}-{kind}-{digest}.npy"
+        cache = cache_dir("own") / f"{cls.name}-{source_split}-{kind}-{digest}-{len(images)}.npy"
 
         def fill(out: np.ndarray) -> None:
             if applied == "static":
