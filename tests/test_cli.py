@@ -211,3 +211,30 @@ def test_reproduce_all_only_and_skip_done(tmp_path, monkeypatch, capsys):
     assert cli.main(["reproduce", "vae-mnist", "--skip-done"]) == 2
     assert "apply to `reproduce all`" in capsys.readouterr().err
     assert json.loads((done.path / "eval.json").read_text())["n_test"] == 4
+
+
+def test_reproduce_resume_completes_a_sweep(tmp_path):
+    """A sweep interrupted after its first value: the finished child is kept, the missing
+    steps and children are done, then the sweep's figures and report."""
+    import shutil
+
+    path = _folder(tmp_path / "imgs", n=30)
+    cfg = load_experiment("dae-filters", overrides=[
+        "data.name=folder", f"data.path={path}", "train.epochs=1", "train.threads=1",
+        "model.hidden=8", "train.batch_size=10"])
+    parent = ae.reproduce(cfg, runs_dir=str(tmp_path / "runs"), progress=False)
+    labels = sorted(p.name for p in parent.path.iterdir() if (p / "config.json").is_file())
+    assert len(labels) == len(cfg.sweep.values) >= 2
+    kept = parent.path / labels[0]
+    kept_eval = (kept / "eval.json").read_text()
+    shutil.rmtree(parent.path / labels[-1])              # never started
+    (parent.path / labels[0] / "eval.json").unlink()      # trained, not evaluated
+    (parent.path / "report.md").unlink()
+    kept_weights = (kept / "checkpoints" / "last.json").read_text()
+    resume_reproduction(parent.path, progress=False)
+    assert (kept / "checkpoints" / "last.json").read_text() == kept_weights  # not retrained
+    numbers = [{k: v for k, v in json.loads(text).items() if k.startswith("test/")}
+               for text in ((kept / "eval.json").read_text(), kept_eval)]
+    assert numbers[0] == numbers[1] and numbers[0]  # evaluated again: the same numbers
+    assert (parent.path / labels[-1] / "eval.json").is_file()
+    assert (parent.path / "report.md").is_file()
