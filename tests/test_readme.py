@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tomllib
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +64,8 @@ def test_readme_gpu_commands(tmp_path):
 
 
 def test_packaging_files():
+    from autoencoders.config import tomllib  # tomli on Python 3.10
+
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert (REPO / "LICENSE").read_text().startswith("MIT License")
     assert "cff-version" in (REPO / "CITATION.cff").read_text()
