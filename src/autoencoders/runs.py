@@ -279,7 +279,7 @@ class Run:
                 )
         weights = self._read_weights(d / man["model"])
         try:
-            state = torch.load(d / man["state"], weights_only=True)
+            state = torch.load(d / man["state"], weights_only=True, map_location="cpu")
         except Exception as e:  # noqa: BLE001 - any unpickling failure is a damaged file
             raise CheckpointError(f"Checkpoint file {d / man['state']} cannot be read: "
                                   f"{e}.") from None

@@ -283,7 +283,7 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
         start_epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
         global_step, samples = state["global_step"], state["samples"]
         elapsed, best, bad_epochs = state["elapsed"], state["best"], state["bad_epochs"]
-        perm, acc = state["perm"], state["acc"]
+        perm, acc = (None if t is None else t.to(device) for t in (state["perm"], state["acc"]))
         if main:  # only rank 0 writes the run folder
             run.truncate_metrics(start_epoch)
         if state.get("finished"):
@@ -301,7 +301,9 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
             **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
             "epoch": epoch, "step_in_epoch": step_in, "global_step": global_step,
             "samples": samples, "elapsed": elapsed, "best": best, "bad_epochs": bad_epochs,
-            "perm": perm, "acc": acc, "finished": finished,
+            # on the CPU, so a GPU run resumes anywhere
+            "perm": None if perm is None else perm.cpu(),
+            "acc": None if acc is None else acc.cpu(), "finished": finished,
         }, global_step)
 
     n_batches = (n + tc.batch_size - 1) // tc.batch_size
