@@ -40,10 +40,6 @@ DEVICE_HELP = ("where to compute: auto (a CUDA GPU when PyTorch sees one, else t
                "cpu, cuda or cuda:N (sets train.device)")
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the epilog's line breaks (examples) and wraps the rest."""
-
-
 def _parser() -> argparse.ArgumentParser:
     verbosity = argparse.ArgumentParser(add_help=False)
     group = verbosity.add_mutually_exclusive_group()
@@ -53,9 +49,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="also debug messages")
 
     p = argparse.ArgumentParser(
-        prog="autoencoders", parents=[verbosity], formatter_class=_Formatter,
-        description="Reproduce classic autoencoder papers: DAE, k-sparse AE, VAE, "
-                    "stick-breaking VAE, beta-VAE; train them on your own images.",
+        prog="autoencoders", parents=[verbosity],
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the examples' lines
+        description="Reproduce classic autoencoder papers (DAE, k-sparse AE, VAE,\n"
+                    "stick-breaking VAE, beta-VAE), and train them on your own images.",
         epilog="examples:\n"
                "  autoencoders list\n"
                "  autoencoders reproduce vae-mnist --profile quick\n"
