@@ -313,7 +313,8 @@ def _reproduce(args, command: str, progress: bool) -> int:
                             "EXPERIMENT, --set, --only and --skip-done.")
         from .pipeline import resume_reproduction
 
-        run = resume_reproduction(args.resume, progress=progress, command=command)
+        run = resume_reproduction(args.resume, progress=progress, command=command,
+                                  device=args.device)
         log.info(f"report: {run.path / 'report.md'}")
         return 0
     if not args.experiment:

@@ -174,10 +174,14 @@ def trained_stage(run: Run, stage_cfg: ExperimentConfig) -> bool:
     return key(run.config) == key(stage_cfg) and run.has_checkpoint()
 
 
-def resume_reproduction(path: str | Path, progress: bool = True, command: str = "") -> Run:
+def resume_reproduction(path: str | Path, progress: bool = True, command: str = "",
+                        device: str | None = None) -> Run:
     """Continue an interrupted ``reproduce``: finish training (from the last checkpoint),
     then run whichever of evaluate, plot and report has not been done; for a sweep, the
     same for every value, then the sweep's figures and report.
+
+    ``device`` (e.g. ``"cuda"``) moves the rest of the work to another device; the run's
+    numbers otherwise follow its config.
 
     Raises:
         CheckpointError: ``path`` is not a run folder.
@@ -186,6 +190,9 @@ def resume_reproduction(path: str | Path, progress: bool = True, command: str = 
     run = Run.load(path)
     run.log_command(command)
     cfg = run.config
+    if device:
+        cfg.train.device = device
+        cfg.train.validate()
     if cfg.sweep is not None and cfg.sweep.values:
         return _reproduce_sweep(cfg, "", progress, command, parent=run)
     run = _finish(cfg, run, progress, command, time.perf_counter() - t0)
