@@ -185,6 +185,12 @@ def test_reproduce_resume_finishes_training_then_the_missing_steps(tmp_path, cap
     assert [row["epoch"] for row in run.metrics()] == [1, 2]
     assert (run.path / "eval.json").is_file() and (run.path / "report.md").is_file()
     assert (run.path / "figures" / "samples.png").is_file()
+    assert cli.main(["evaluate", str(run.path), "--device", "cpu", "--no-progress",
+                     "--set", "eval.iw_samples=3"]) == 0
+    assert json.loads((run.path / "eval.json").read_text())["iw_samples"] == 3
+    assert cli.main(["reproduce", "--resume", str(run.path), "--device", "cpu",
+                     "--no-progress"]) == 0  # already complete: nothing is retrained
+    assert [row["epoch"] for row in run.metrics()] == [1, 2]
     # resuming a finished reproduction changes nothing but the report
     before = (run.path / "eval.json").read_text()
     assert resume_reproduction(run.path, progress=False) is not None

@@ -166,6 +166,8 @@ def test_register_a_loader(tmp_path):
         assert len(run.metrics()) == 1
         assert "valid/loss" in run.metrics()[0]
         assert "squares-test" in data.DATASETS
+        row = next(r for r in data.describe() if r["dataset"] == "squares-test")
+        assert row["where"] == "registered with ae.datasets.register"
     finally:
         data.DATASETS.pop("squares-test", None)
 
