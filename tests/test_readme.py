@@ -88,3 +88,23 @@ def test_packaging_files():
     assert meta["version"] == autoencoders.__version__
     assert "all" in meta["optional-dependencies"]
 
+
+
+def test_data_guide_worked_example_runs(tmp_path):
+    """docs/DATA.md: the folder example, the array example and the in-memory Python
+    example run as printed."""
+    text = (REPO / "docs" / "DATA.md").read_text()
+    bash = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    python = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    work = tmp_path / "work"
+    work.mkdir()
+    for script in bash[:2]:
+        done = shell(tmp_path, script, work)
+        assert done.returncode == 0, done.stderr[-2000:]
+    (work / "example.py").write_text(python[0])
+    done = shell(tmp_path, "python example.py", work)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 0  # an ELBO, in nats
+    assert (work / "images.npz").is_file()
+    assert len(list((work / "runs" / "vae-mnist-2d").iterdir())) == 1
+    assert len(list((work / "runs" / "vae-mnist").iterdir())) == 2  # CLI + Python
