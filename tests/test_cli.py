@@ -130,6 +130,12 @@ def test_cuda_request_without_cuda_is_one_paragraph_exit_2(tmp_path, capsys):
     assert devices.resolve("auto") == torch.device("cpu")
     with pytest.raises(ConfigError, match="not a device"):
         load_experiment("vae-mnist", overrides=["train.device=gpu"])
+    for command in ("train", "reproduce"):  # fp16 on a CPU: refused before any folder
+        code = cli.main([command, "vae-mnist", "--device", "cpu", "--set",
+                         "train.precision=fp16", "--set", "data.name=array", "--set",
+                         f"data.path={tmp_path / 'd.npz'}", "--runs-dir", str(tmp_path / "r")])
+        assert code == 2 and "needs a CUDA device" in capsys.readouterr().err
+        assert not (tmp_path / "r").exists()
 
 
 def test_precision_rules(monkeypatch, capsys):

@@ -264,7 +264,7 @@ def _overrides_no_device(args) -> list[str]:
 def _train(args, command: str, progress: bool) -> int:
     from . import distributed
     from .config import load_experiment
-    from .devices import resolve
+    from .devices import check, resolve
     from .pipeline import train_stages  # staged models (SdA): one run per stage
     from .runs import Run
     from .train import create_run, train
@@ -293,6 +293,7 @@ def _train(args, command: str, progress: bool) -> int:
                             "experiments`) or --resume RUN.")
         cfg = load_experiment(args.experiment, args.profile, _overrides(args))
         _require_tensorboard(cfg)
+        check(cfg.train)  # device and precision, before the run folder is made
         distributed.setup(resolve(cfg.train.device).type)  # joins torchrun's group, if any
         run = create_run(cfg, args.runs_dir)
         if distributed.is_main():

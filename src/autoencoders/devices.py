@@ -91,8 +91,15 @@ def cpu_has_native_bf16() -> bool:
     return "BF16" in capability.upper() or "AMX" in capability.upper()
 
 
-def resolve_precision(precision: str, device) -> str:
-    """``"fp32"``, ``"bf16"`` or ``"fp16"`` for ``precision`` on ``device``.
+def check(train_config) -> None:
+    """Raise now, before any run folder is made, if ``train.device`` or
+    ``train.precision`` cannot run here (the trainer resolves them again)."""
+    resolve_precision(train_config.precision, resolve(train_config.device), warn=False)
+
+
+def resolve_precision(precision: str, device, warn: bool = True) -> str:
+    """``"fp32"``, ``"bf16"`` or ``"fp16"`` for ``precision`` on ``device``; ``warn``: log
+    the warning about emulated bf16 on CPUs without native BF16.
 
     Raises:
         ConfigError: fp16 on a CPU (no fast float16 kernels; use bf16 or fp32).
@@ -111,7 +118,7 @@ def resolve_precision(precision: str, device) -> str:
             'train.precision = "fp16" needs a CUDA device (autocast float16 with a gradient '
             f'scaler); this run trains on {device}. Use "bf16" (fast on CPUs with AVX-512 '
             'BF16 or AMX), "fp32", or "auto".')
-    if precision == "bf16" and not cuda and not cpu_has_native_bf16():
+    if warn and precision == "bf16" and not cuda and not cpu_has_native_bf16():
         log.warning('warning: train.precision = "bf16" on a CPU without native BF16 '
                     "(no avx512_bf16/amx_bf16 flag): PyTorch emulates it, slower than fp32. "
                     'Use "fp32" or "auto" here.')

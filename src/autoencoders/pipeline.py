@@ -102,6 +102,9 @@ def _figures_to_tensorboard(run: Run) -> None:
 def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool = True,
               command: str = "") -> Run:
     """Train, evaluate, plot and report one experiment (every sweep value if it has one)."""
+    from .devices import check
+
+    check(config.train)  # device and precision, before any run folder is made
     if config.sweep is not None and config.sweep.values:
         return _reproduce_sweep(config, runs_dir, progress, command)
     t0 = time.perf_counter()
