@@ -230,6 +230,7 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
         torch.set_num_threads(tc.threads)
     device = devices.resolve(tc.device)  # a CUDA request without CUDA stops here
     precision = devices.resolve_precision(tc.precision, device)
+    log.debug(f"training on {devices.describe(device)}, precision {precision}")
     rank, world = distributed.setup(device.type)
     if tc.tensorboard:
         tensorboard_log.require()  # before any run folder is made

@@ -73,6 +73,7 @@ from autoencoders.data.storage import (
 )
 from autoencoders.data.variations import VARIATIONS
 from autoencoders.errors import ConfigError, DataMissingError
+from autoencoders.logs import logger
 
 __all__ = [
     "DATASETS",
@@ -301,6 +302,8 @@ def _get_own(cls: type, split: str, *, path: str, image_size: int, channels: int
         if not 0 <= value < 1:
             raise ConfigError(f"{arg} must be in [0, 1), got {value!r}.")
     official = cls.splits(path, image_size, channels)
+    logger.debug(f"{cls.name}: {', '.join(f'{k} {v[0].shape}' for k, v in official.items())}"
+                 f" {official['train'][0].dtype} from {path or 'its loader'}")
     if size:
         official = {**official, "train": tuple(None if a is None else a[:size]
                                                for a in official["train"])}
