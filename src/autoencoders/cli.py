@@ -121,10 +121,28 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--skip-done", action="store_true",
                     help="with 'all': keep experiments that already have a finished run "
                          "of the same profile in --runs-dir")
+    sp.add_argument("--seeds", type=int, default=1, metavar="N",
+                    help="train N seeds (train.seed, +1, ...) and report mean, standard "
+                         "deviation and every seed's value (default 1)")
     runs_dir(sp)
     device(sp)
     tensorboard_flag(sp)
     common(sp)
+
+    sp = command("results", "numbers tables generated from run folders")
+    sp.add_argument("runs", nargs="*", metavar="RUN",
+                    help="folders printed by `autoencoders reproduce` (single, sweep or seeds)")
+    sp.add_argument("--archive", metavar="DIR", default=None,
+                    help="also store each run's records (JSON, no weights) as "
+                         "DIR/<experiment>-<profile>.json")
+    sp.add_argument("--update", metavar="FILE", nargs="+", default=None,
+                    help="rewrite the <!-- results: NAME --> blocks of FILE from the archive")
+    sp.add_argument("--archive-dir", default="results", metavar="DIR",
+                    help="where --update reads archived records (default: results)")
+    sp.add_argument("--check", action="store_true",
+                    help="with --update: change nothing, exit 1 if a block is out of date")
+    sp.add_argument("--force", action="store_true",
+                    help="replace an archived record of the same experiment and profile")
 
     sp = command("evaluate", "test-set numbers of a run -> RUN/eval.json")
     sp.add_argument("run", metavar="RUN", help=RUN_HELP)
@@ -219,6 +237,8 @@ def _dispatch(args, command: str) -> int:
         return _train(args, command, progress)
     if args.cmd == "reproduce":
         return _reproduce(args, command, progress)
+    if args.cmd == "results":
+        return _results(args)
     if args.cmd == "evaluate":
         import json
 
@@ -309,9 +329,10 @@ def _reproduce(args, command: str, progress: bool) -> int:
     from .config import load_experiment
 
     if args.resume:
-        if args.experiment or args.overrides or args.only or args.skip_done:
+        if args.experiment or args.overrides or args.only or args.skip_done or \
+                args.seeds != 1:
             raise UserError("reproduce --resume RUN continues that run as configured; drop "
-                            "EXPERIMENT, --set, --only and --skip-done.")
+                            "EXPERIMENT, --set, --seeds, --only and --skip-done.")
         from .pipeline import resume_reproduction
 
         run = resume_reproduction(args.resume, progress=progress, command=command,
@@ -331,9 +352,9 @@ def _reproduce(args, command: str, progress: bool) -> int:
             raise UserError("--tensorboard applies to one experiment (reproduce "
                             "EXPERIMENT --tensorboard); `reproduce all` runs the "
                             "experiments as shipped.")
-        if args.overrides or args.device:
-            raise UserError("`reproduce all` runs the experiments as shipped: --set and "
-                            "--device apply to one experiment (reproduce EXPERIMENT).")
+        if args.overrides or args.device or args.seeds != 1:
+            raise UserError("`reproduce all` runs the experiments as shipped: --set, --seeds "
+                            "and --device apply to one experiment (reproduce EXPERIMENT).")
         only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
         index = reproduce_all(args.profile, args.runs_dir, progress, args.data_dir,
                               command=command, only=only, skip_done=args.skip_done)
@@ -343,10 +364,32 @@ def _reproduce(args, command: str, progress: bool) -> int:
 
     cfg = load_experiment(args.experiment, args.profile, _overrides(args))
     _require_tensorboard(cfg)
-    run = reproduce(cfg, runs_dir=args.runs_dir, progress=progress, command=command)
+    run = reproduce(cfg, runs_dir=args.runs_dir, progress=progress, command=command,
+                    seeds=args.seeds)
     if cfg.train.tensorboard:  # figures were mirrored there by pipeline.plot
         log.info(f"tensorboard: tensorboard --logdir {run.path}")
     log.info(f"report: {run.path / 'report.md'}")
+    return 0
+
+
+def _results(args) -> int:
+    from . import results
+
+    if not args.runs and not args.update:
+        raise UserError("results needs RUN folders (printed by `autoencoders reproduce`) "
+                        "or --update FILE...; e.g. `autoencoders results runs/vae-mnist/"
+                        "20261130-101500 --archive results`.")
+    for path in args.runs:
+        rep = results.collect(path)
+        print(f"## {rep.name}\n\n{results.markdown(rep)}\n")
+        if args.archive:
+            print(f"archived: {results.archive(rep, args.archive, force=args.force)}")
+    if args.update:
+        changed = results.update(args.update, args.archive_dir, check=args.check)
+        for f in changed:
+            print(f"{'out of date' if args.check else 'updated'}: {f}")
+        if args.check and changed:
+            return 1
     return 0
 
 

@@ -17,11 +17,12 @@ from tqdm.auto import tqdm
 
 from . import plots
 from .config import ExperimentConfig, _set_dotted, from_dict
-from .errors import UserError
+from .errors import ConfigError, UserError
 from .evaluation import EVALUATORS
 from .evaluation.likelihood import average_loss_terms, iw_log_likelihood
 from .logs import logger as log
-from .report import write_report, write_sweep_report
+from .report import write_provenance, write_report, write_sweep_report
+from .results import write_seeds_report
 from .runs import Run, atomic_write_text
 from .train import load_split, train
 
@@ -100,21 +101,65 @@ def _figures_to_tensorboard(run: Run) -> None:
 
 
 def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool = True,
-              command: str = "") -> Run:
-    """Train, evaluate, plot and report one experiment (every sweep value if it has one)."""
+              command: str = "", seeds: int = 1) -> Run:
+    """Train, evaluate, plot and report one experiment (every sweep value if it has one).
+
+    With ``seeds = N > 1`` the whole experiment runs N times, with ``train.seed`` = s,
+    s + 1, ..., s + N - 1 (s = the config's seed; data splits keep ``data.split_seed``),
+    each in ``<run>/seed<k>/``, and ``<run>/report.md`` gives every number's mean, standard
+    deviation and each seed's value. Every reproduction writes ``provenance.json`` (command,
+    commit, hardware, versions, wall time) into its folder.
+    """
     from .devices import check
 
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
+        raise ConfigError(f"seeds = {seeds!r} is not valid: give an integer from 1 to 100 "
+                          "(the number of training seeds, e.g. --seeds 3).")
     check(config.train)  # device and precision, before any run folder is made
+    if seeds > 1:
+        return _reproduce_seeds(config, runs_dir, progress, command, seeds)
+    return _reproduce_into(config, None, runs_dir, progress, command)
+
+
+def _reproduce_into(config: ExperimentConfig, path: Path | None, runs_dir: str,
+                    progress: bool, command: str) -> Run:
+    """One reproduction (a single run or a sweep) into ``path`` (None: a new timestamped
+    folder under ``runs_dir``)."""
     if config.sweep is not None and config.sweep.values:
-        return _reproduce_sweep(config, runs_dir, progress, command)
+        return _reproduce_sweep(config, runs_dir, progress, command, path)
     t0 = time.perf_counter()
-    run = Run.create(config, runs_dir)
+    run = Run.create(config, runs_dir, path=path)
     run.log_command(command)
     run = train_stages(config, run, progress=progress)
     evaluate(run, progress=progress, device=config.train.device)
     plot(run)
-    write_report(run, command=command, wall_seconds=time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    write_report(run, command=command, wall_seconds=wall)
+    write_provenance(run, command, wall, kind="single")
     return run
+
+
+def _reproduce_seeds(config: ExperimentConfig, runs_dir: str, progress: bool, command: str,
+                     seeds: int) -> Run:
+    t0 = time.perf_counter()
+    parent = Run.create(config, runs_dir)
+    parent.log_command(command)
+    children: list[tuple[str, Run]] = []
+    for i in range(seeds):
+        raw = config.to_dict()
+        seed = config.train.seed + i
+        _set_dotted(raw, "train.seed", seed)
+        label = f"seed{seed}"
+        if progress:
+            log.info(f"=== {config.name}: seed {seed} ({i + 1} of {seeds})")
+        child = _reproduce_into(from_dict(raw), parent.path / label, runs_dir, progress,
+                                command)
+        children.append((label, child))
+    wall = time.perf_counter() - t0
+    write_seeds_report(parent, children, command=command, wall_seconds=wall)
+    write_provenance(parent, command, wall, kind="seeds",
+                     children=[label for label, _ in children])
+    return parent
 
 
 def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
@@ -196,9 +241,20 @@ def resume_reproduction(path: str | Path, progress: bool = True, command: str = 
     if device:
         cfg.train.device = device
         cfg.train.validate()
+    seeds = sorted((p for p in run.path.glob("seed*") if (p / "config.json").is_file()),
+                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
+    if seeds:  # a --seeds reproduction: finish every seed folder started, then the table
+        children = [(p.name, resume_reproduction(p, progress, command, device))
+                    for p in seeds]
+        wall = time.perf_counter() - t0
+        write_seeds_report(run, children, command=command, wall_seconds=wall)
+        write_provenance(run, command, wall, kind="seeds",
+                         children=[label for label, _ in children])
+        return run
     if cfg.sweep is not None and cfg.sweep.values:
         return _reproduce_sweep(cfg, "", progress, command, parent=run)
     run = _finish(cfg, run, progress, command, time.perf_counter() - t0)
+    write_provenance(run, command, time.perf_counter() - t0, kind="single")
     return run
 
 
@@ -217,11 +273,12 @@ def _finish(config: ExperimentConfig, run: Run, progress: bool, command: str,
 
 
 def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
-                     command: str, parent: Run | None = None) -> Run:
+                     command: str, path: Path | None = None, parent: Run | None = None
+                     ) -> Run:
     t0 = time.perf_counter()
     resume = parent is not None
     if parent is None:
-        parent = Run.create(config, runs_dir)
+        parent = Run.create(config, runs_dir, path=path)
         parent.log_command(command)
     children: list[tuple[str, Run]] = []
     key = config.sweep.key
@@ -255,8 +312,10 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
                                [label for label, _ in children],
                                parent.path / "figures" / f"{name}.png")
     _figures_to_tensorboard(parent)
-    write_sweep_report(parent, children, command=command,
-                       wall_seconds=time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    write_sweep_report(parent, children, command=command, wall_seconds=wall)
+    write_provenance(parent, command, wall, kind="sweep",
+                     children=[label for label, _ in children])
     return parent
 
 

@@ -71,6 +71,47 @@ def hardware() -> str:
             f"{gpus}")
 
 
+def cpu_features() -> str:
+    """The CPU features that decide our speed: AVX2, AVX-512, AVX-512 BF16, AMX (Linux)."""
+    try:
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return ""
+    names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
+             ("amx_bf16", "AMX")]
+    return " ".join(label for flag, label in names if flag in flags)
+
+
+def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
+                     children: list[str] | None = None) -> Path:
+    """``<run>/provenance.json``: what made the run's numbers, for ``autoencoders results``:
+    the command, the commit, hardware, versions, wall time and the machine's load average
+    (a busy machine inflates wall times), and for a sweep or a seed group its children."""
+    import json
+    import time
+
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    info = {
+        "kind": kind, "command": command, "commit": _commit_and_state(),
+        "hardware": hardware(),
+        "cpu_features": cpu_features(), "versions": versions(),
+        "wall_seconds": round(wall_seconds, 1), "load_average": load,
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    if children is not None:
+        info["children"] = children
+    path = run.path / "provenance.json"
+    atomic_write_text(path, json.dumps(info, indent=2))
+    return path
+
+
 def versions() -> str:
     import numpy
     import torch
@@ -81,6 +122,21 @@ def versions() -> str:
     return (f"autoencoders {__version__}{f' (git {commit})' if commit else ''}, "
             f"Python {sys.version.split()[0]}, torch {torch.__version__}, "
             f"numpy {numpy.__version__}")
+
+
+def _commit_and_state() -> str:
+    """The commit, with "+modified" when tracked files differ from it (numbers from a
+    modified tree are not reproducible from the commit alone)."""
+    commit = git_commit()
+    if not commit:
+        return ""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return commit
+    return commit + ("+modified" if out.returncode == 0 and out.stdout.strip() else "")
 
 
 def git_commit() -> str:
@@ -178,8 +234,8 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
     keys += sorted({k for _, ev, ref in evals for k in ref if k not in LABELS})
     keys = [k for k in keys if k not in ("test/loss", "test/rec", "test/kl")] or keys
     head = " | ".join(f"{LABELS.get(k, k)} (paper)" for k in keys)
-    lines += ["## Numbers", "", f"| run | {head} | train s |",
-              "|---|" + "---|" * (len(keys) + 1)]
+    lines += ["## Numbers", "", f"| run | {head} | budget | train s |",
+              "|---|" + "---|" * (len(keys) + 2)]
     for (label, child), (_, ev, ref) in zip(children, evals, strict=True):
         rows = child.metrics()
         cells = []
@@ -187,8 +243,10 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
             value, _ = _ref(ref.get(k))
             cells.append(f"{_fmt(ev.get(k))} ({_fmt(value)})")
         t = rows[-1]["time"] if rows else None
+        budget = (f"{rows[-1]['epoch']} epochs, {rows[-1]['samples']:,} samples"
+                  if rows else "—")
         link = f"{quote(label)}/report.md"  # spaces as %20: still a link once prefixed
-        lines.append(f"| [{label}]({link}) | {' | '.join(cells)} | {_fmt(t)} |")
+        lines.append(f"| [{label}]({link}) | {' | '.join(cells)} | {budget} | {_fmt(t)} |")
     sources = sorted({_ref(e)[1] for _, _, ref in evals for e in ref.values() if _ref(e)[1]})
     if sources:
         lines += ["", "Paper's numbers: " + "; ".join(sources) + "."]

@@ -60,7 +60,7 @@ from autoencoders.data.celeba import CelebA
 from autoencoders.data.download import data_dirs, ensure, find
 from autoencoders.data.dsprites import DSpritesGenerated, DSpritesOfficial
 from autoencoders.data.frey import FreyFace, read_frey
-from autoencoders.data.mnist import MNIST, FashionMNIST, read_idx
+from autoencoders.data.mnist import MNIST, FashionMNIST, PooledMNIST, read_idx
 from autoencoders.data.own import ArrayData, FolderData, registered
 from autoencoders.data.storage import (
     STORAGES,
@@ -92,7 +92,8 @@ __all__ = [
     "status",
 ]
 
-DATASETS: dict[str, type] = {"mnist": MNIST, "fashion-mnist": FashionMNIST, "frey": FreyFace,
+DATASETS: dict[str, type] = {"mnist": MNIST, "mnist-pooled": PooledMNIST,
+                             "fashion-mnist": FashionMNIST, "frey": FreyFace,
                              **VARIATIONS}  # generated from MNIST (data/variations.py)
 # datasets with their own ``load`` (drawn by code, or too large to parse whole): ``get``
 # hands them the arguments, including ``size`` (images drawn before splitting; 0: all)
@@ -399,6 +400,8 @@ SUMMARIES = {  # one line per data set for `autoencoders list`
              "(downloaded).",
     "fashion-mnist": "Fashion-MNIST (Zalando articles): 60,000 train + 10,000 test, 28x28 "
                      "grey, 10 classes (downloaded).",
+    "mnist-pooled": "MNIST's 70,000 images as one pool, split as in the stick-breaking VAE "
+                    "authors' code (from MNIST's files).",
     "frey": "Frey Face: 1,965 video frames of one face, 28x20 grey, no labels (downloaded).",
     "mnist-basic": "MNIST digits with the variations benchmark's split sizes (12,000 + "
                    "50,000), generated from MNIST's files.",
