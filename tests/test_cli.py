@@ -250,3 +250,16 @@ def test_reproduce_resume_completes_a_sweep(tmp_path):
     assert numbers[0] == numbers[1] and numbers[0]  # evaluated again: the same numbers
     assert (parent.path / labels[-1] / "eval.json").is_file()
     assert (parent.path / "report.md").is_file()
+
+
+def test_reproduce_resume_completes_a_seed_group(tmp_path):
+    path = _folder(tmp_path / "imgs", n=30)
+    cfg = load_experiment("vae-mnist", overrides=["data.name=folder", f"data.path={path}",
+                                                  *FAST, "eval.figures=[]"])
+    parent = ae.reproduce(cfg, runs_dir=str(tmp_path / "runs"), progress=False, seeds=2)
+    (parent.path / "seed1" / "eval.json").unlink()
+    (parent.path / "report.md").unlink()
+    assert cli.main(["reproduce", "--resume", str(parent.path), "--no-progress"]) == 0
+    assert (parent.path / "seed1" / "eval.json").is_file()
+    assert (parent.path / "report.md").is_file()
+    assert cli.main(["reproduce", "--resume", str(parent.path), "--seeds", "3"]) == 2
