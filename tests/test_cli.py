@@ -114,6 +114,10 @@ def test_quiet_and_verbose_set_the_log_level(tmp_path, capsys):
     assert logging.getLogger("autoencoders").level == logging.WARNING
     assert cli.main([*base, "--no-progress"]) == 0
     assert "run folder:" in capsys.readouterr().err
+    run = sorted((tmp_path / "runs" / "vae-mnist").iterdir())[-1]
+    assert cli.main(["train", "--resume", str(run), "--device", "cpu", "-q"]) == 0
+    assert cli.main(["train", "--resume", str(run), "--device", "tpu"]) == 2
+    assert "not a device" in capsys.readouterr().err
     assert cli.main(["-v", "list", "models"]) == 0
     assert logging.getLogger("autoencoders").level == logging.DEBUG
 
