@@ -360,7 +360,12 @@ def summary(reps: dict[str, Reproduction]) -> str:
     value for (those marked ``headline = true`` in the experiment's ``[reference]``, else
     all), as mean ± sd over the seeds, with the command that made them."""
     lines = ["| paper | command | ours | paper |", "|---|---|---|---|"]
-    for rep in reps.values():
+
+    def year(rep: Reproduction) -> tuple[str, str]:  # oldest paper first
+        found = re.findall(r"(?:19|20)\d\d", rep.paper)
+        return (found[-1] if found else "9999", rep.name)
+
+    for rep in sorted(reps.values(), key=year):
         ours, theirs = [], []
         for label, records in _groups(rep):
             ref = records[0].reference
