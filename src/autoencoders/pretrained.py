@@ -79,7 +79,7 @@ def pretrained(name: str | Path, dtype: torch.dtype = torch.float32):
 
 def load_file_model(path: str | Path, dtype: torch.dtype = torch.float32):
     """Build the model a pretrained file describes and load its weights."""
-    from .data import DATASETS
+    from .data import image_shape
     from .registry import build_model
 
     try:
@@ -92,7 +92,7 @@ def load_file_model(path: str | Path, dtype: torch.dtype = torch.float32):
         what = f"no {e} in its metadata" if isinstance(e, KeyError) else str(e)
         raise CheckpointError(f"Pretrained file {path} cannot be read ({what}); it is not a "
                               "file written by `autoencoders export`, or it is damaged.") from None
-    model = build_model(config.model, DATASETS[config.data.name].image_shape)
+    model = build_model(config.model, image_shape(config.data))
     try:
         model.load_state_dict(tensors)
     except RuntimeError as e:

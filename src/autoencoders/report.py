@@ -45,7 +45,7 @@ LABELS = {
 
 
 def hardware() -> str:
-    """One line: CPU model, cores, torch threads, memory."""
+    """One line: CPU model, cores, torch threads, memory, and the CUDA GPUs PyTorch sees."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -62,7 +62,14 @@ def hardware() -> str:
         pass
     import torch
 
-    return f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{mem}"
+    gpus = ""
+    if torch.cuda.is_available():
+        from .devices import describe
+
+        gpus = "; GPU " + "; ".join(describe(torch.device("cuda", i))
+                                     for i in range(torch.cuda.device_count()))
+    return (f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{mem}"
+            f"{gpus}")
 
 
 def cpu_features() -> str:

@@ -583,7 +583,7 @@ class Run:
     def load_model(self, which: str = "best"):
         """The trained model in eval mode. ``which``: "best" (falls back to "last") or "last"."""
         from .config import _check_choice
-        from .data import DATASETS
+        from .data import image_shape
         from .registry import build_model
 
         _check_choice("which", which, ["best", "last"])
@@ -592,7 +592,7 @@ class Run:
             weights = self._read_weights(best)
         else:  # read (and verify) the weights before building the model
             weights, _ = self.load_checkpoint()
-        model = build_model(self.config.model, DATASETS[self.config.data.name].image_shape)
+        model = build_model(self.config.model, image_shape(self.config.data))
         self.load_weights_into(model, weights)
         model.eval()
         return model

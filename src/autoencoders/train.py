@@ -30,11 +30,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed, tensorboard_log
+from . import devices, distributed, tensorboard_log
 from .config import ExperimentConfig
 from .data import ImageData, StreamedImages, get
 from .errors import RunInUseError, TrainingDiverged, TrainingInterrupted, UserError
 from .evaluation.likelihood import average_loss_terms
+from .logs import logger as log
 from .models.base import Loss
 from .registry import build_model
 from .runs import Run, headline
@@ -57,7 +58,9 @@ def load_split(config: ExperimentConfig, split: str, device: str = "cpu",
         data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
                    test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
                    download=d.download, size=d.size,
-                   first=d.train_size if split == "train" else 0, storage=storage)
+                   first=d.train_size if split == "train" else 0, storage=storage,
+                   path=d.path, image_size=d.image_size, channels=d.channels,
+                   valid_fraction=d.valid_fraction, test_fraction=d.test_fraction)
     except UserError:
         raise
     except OSError as e:  # permissions, a folder where a file should be, an I/O error
@@ -69,7 +72,19 @@ def load_split(config: ExperimentConfig, split: str, device: str = "cpu",
     if not stream and isinstance(data.x, StreamedImages):
         data.x = data.x[:]  # the caller wants a tensor: read every row once
     data.x = data.x.to(device)
+    if data.y is not None:
+        data.y = data.y.to(device)
     return data
+
+
+def has_valid(config: ExperimentConfig) -> bool:
+    """Whether the experiment carves a valid split (``data.valid_size``, or for your own
+    data ``data.valid_fraction``)."""
+    from .data import DATASETS
+
+    if getattr(DATASETS.get(config.data.name), "user", False):
+        return config.data.valid_fraction > 0
+    return config.data.valid_size > 0
 
 
 def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
@@ -112,9 +127,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
+def _rng_state(data_gen: torch.Generator, device: torch.device | None = None
+               ) -> dict[str, Any]:
     np_state = np.random.get_state()
-    return {
+    cuda = {"cuda": torch.cuda.get_rng_state(device)} if device is not None and \
+        device.type == "cuda" else {}
+    return {**cuda,
         "torch": torch.get_rng_state(),
         "data": data_gen.get_state(),
         "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
@@ -123,8 +141,11 @@ def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
     }
 
 
-def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
+def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator,
+                   device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
     data_gen.set_state(state["data"])
     np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32),
                          state["numpy_pos"], 0, 0.0))
@@ -158,7 +179,7 @@ def _sigint_flag():
 
 def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "runs",
           resume: bool = False, progress: bool = True, log_epochs: bool = True,
-          stop_after_steps: int = 0) -> Run:
+          stop_after_steps: int = 0, train_data=None, train_labels=None) -> Run:
     """Train the experiment's model; write metrics and checkpoints into a run folder.
 
     Args:
@@ -170,6 +191,12 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         log_epochs: print one summary line per epoch.
         stop_after_steps: testing aid: stop (after checkpointing) once this many optimiser
             steps have run in this call (0: run to the end).
+        train_data: your own images instead of ``config.data`` (numpy array or tensor,
+            ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``, uint8 or float in [0, 1]):
+            saved once to the user cache as a ``.npz`` and trained on as
+            ``data.name = "array"`` (valid and test carved by ``data.valid_fraction`` and
+            ``data.test_fraction``), so evaluate, plot and resume find them again.
+        train_labels: ``(N,)`` integer labels for ``train_data`` (optional).
 
     Returns:
         The :class:`Run`.
@@ -184,6 +211,8 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
                         f"({type(config).__name__}).")
     if resume:
         check_resumable(run)
+    if train_data is not None:
+        config = use_array(config, train_data, train_labels, run)
     threads = torch.get_num_threads()
     made: dict[str, Run] = {"run": run} if run is not None else {}
     try:
@@ -215,6 +244,21 @@ def check_resumable(run: Run | None) -> None:
             f"{run.path} is the folder of a sweep over {run.config.sweep.key}, not one run: "
             f"resume one of its runs instead ({', '.join(children) or 'none was made'}), e.g. "
             f"`autoencoders train --resume {run.path / (children[0] if children else 'LABEL')}`.")
+def use_array(config: ExperimentConfig, x, labels=None, run: Run | None = None
+              ) -> ExperimentConfig:
+    """``config`` with its data replaced by the in-memory images ``x`` (see ``train``)."""
+    import dataclasses
+
+    from .data.own import save_array
+
+    if run is not None:
+        raise UserError("train(config, run, train_data=...): a run folder already fixes its "
+                        "data in config.json; pass train_data without run.")
+    path = save_array(x, labels)
+    data = dataclasses.replace(config.data, name="array", path=str(path), data_dir=None,
+                               size=0, image_size=0, channels=0)
+    data.validate()
+    return dataclasses.replace(config, data=data)
 
 
 def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: bool,
@@ -223,17 +267,19 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    rank, world = distributed.setup(tc.device)
+    device = devices.resolve(tc.device)  # a CUDA request without CUDA stops here
+    precision = devices.resolve_precision(tc.precision, device)
+    log.debug(f"training on {devices.describe(device)}, precision {precision}")
+    rank, world = distributed.setup(device.type)
     if run is not None and rank == 0:  # one process per run folder (rank 0 writes it)
         stack.enter_context(run.lock())
         run.clear_status()
-    device = torch.device(tc.device)
     if tc.tensorboard:
         tensorboard_log.require()  # before any run folder is made
-    train_data = load_split(config, "train", tc.device, stream=True)
-    valid_data = load_split(config, "valid", tc.device) if config.data.valid_size else None
+    train_data = load_split(config, "train", device, stream=True)
+    valid_data = load_split(config, "valid", device) if has_valid(config) else None
     x_train = train_data.x
-    y_train = train_data.y.to(device) if train_data.y is not None else None
+    y_train = train_data.y
     n = x_train.shape[0]
     if n == 0:
         raise UserError(f"The train split of {config.data.name} is empty.")
@@ -246,6 +292,8 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
         raise UserError(f"Model {config.model_name!r} trains on labels, but "
                         f"{config.data.name!r} has none.")
     optimizer = make_optimizer(model, tc)
+    # fp16 only (CUDA): scale the loss so small gradients survive float16
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     data_gen = torch.Generator().manual_seed(tc.seed)
     main = rank == 0
     if world > 1:  # same initial weights everywhere (same seed), different noise per rank
@@ -275,11 +323,13 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
         weights, state = run.load_checkpoint()
         run.load_weights_into(model, weights)
         optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"], data_gen)
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], data_gen, device)
         start_epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
         global_step, samples = state["global_step"], state["samples"]
         elapsed, best, bad_epochs = state["elapsed"], state["best"], state["bad_epochs"]
-        perm, acc = state["perm"], state["acc"]
+        perm, acc = (None if t is None else t.to(device) for t in (state["perm"], state["acc"]))
         if main:  # only rank 0 writes the run folder
             run.truncate_metrics(start_epoch)
         if state.get("finished"):
@@ -293,10 +343,13 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
         if not main:
             return
         run.save_checkpoint(model, {
-            "optimizer": optimizer.state_dict(), "rng": _rng_state(data_gen),
+            "optimizer": optimizer.state_dict(), "rng": _rng_state(data_gen, device),
+            **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
             "epoch": epoch, "step_in_epoch": step_in, "global_step": global_step,
             "samples": samples, "elapsed": elapsed, "best": best, "bad_epochs": bad_epochs,
-            "perm": perm, "acc": acc, "finished": finished,
+            # on the CPU, so a GPU run resumes anywhere
+            "perm": None if perm is None else perm.cpu(),
+            "acc": None if acc is None else acc.cpu(), "finished": finished,
         }, global_step)
 
     n_batches = (n + tc.batch_size - 1) // tc.batch_size
@@ -319,12 +372,16 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
                 idx = perm[b * tc.batch_size:(b + 1) * tc.batch_size]
                 xb = x_train[idx]
                 if dynamic:  # the whole global batch, so every rank's generator stays in step
-                    xb = torch.bernoulli(xb, generator=data_gen)
+                    if xb.device.type == "cpu":
+                        xb = torch.bernoulli(xb, generator=data_gen)
+                    else:  # the CPU generator draws: the same images on every device
+                        xb = torch.bernoulli(xb.cpu(), generator=data_gen).to(device)
                 n_global = xb.shape[0]
                 if world > 1:  # this rank's equal slice of the global batch
                     idx, xb = idx.tensor_split(world)[rank], xb.tensor_split(world)[rank]
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                                    enabled=tc.precision == "bf16"):
+                with torch.autocast(device_type=device.type,
+                                    dtype=devices.autocast_dtype(precision) or torch.bfloat16,
+                                    enabled=precision != "fp32"):
                     out = loss_fn(xb, y_train[idx] if uses_labels else None)
                 terms = torch.stack([out.total.detach(),
                                      *[v.detach() for v in out.terms.values()]])
@@ -349,8 +406,13 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
                         f"applied; {kept}."
                     )
                 optimizer.zero_grad(set_to_none=True)
-                out.total.backward()
-                optimizer.step()
+                if scaler.is_enabled():
+                    scaler.scale(out.total).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    out.total.backward()
+                    optimizer.step()
                 acc = batch_sum if acc is None else acc + batch_sum
                 global_step += 1
                 samples += n_global
@@ -405,7 +467,7 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
                     tb.scalars(row)
             if log_epochs and main:
                 shown = "  ".join(f"{k} {v:.3f}" for k, v in headline(row).items())
-                tqdm.write(f"epoch {epoch + 1}/{tc.epochs}  {shown}  ({elapsed:.0f} s)")
+                log.info(f"epoch {epoch + 1}/{tc.epochs}  {shown}  ({elapsed:.0f} s)")
             step_in_epoch = 0
             stop_early = bool(tc.early_stopping) and bad_epochs >= tc.early_stopping
             finished = epoch + 1 == tc.epochs or stop_early
@@ -413,7 +475,7 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
             distributed.barrier()
             if stop_early:
                 if progress and main:
-                    tqdm.write(f"early stopping: valid/loss did not improve for "
+                    log.info(f"early stopping: valid/loss did not improve for "
                                f"{bad_epochs} epochs (best {best:.3f})")
                 break
             if sigint["hit"] or (stop_after_steps and steps_this_call >= stop_after_steps):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -184,9 +183,9 @@ def _size(n_bytes: float) -> str:
 
 
 def _log(message: str) -> None:
-    from tqdm.auto import tqdm
+    from autoencoders.logs import logger
 
-    tqdm.write(message, file=sys.stderr)
+    logger.info(message)
 
 
 class StreamedImages:

@@ -114,11 +114,11 @@ def logreg_evaluator(run, model) -> dict[str, float]:
     """
     from threadpoolctl import threadpool_limits
 
-    from ..train import load_split
+    from ..train import has_valid, load_split
 
     cfg = run.config
     ev = cfg.eval
-    if not cfg.data.valid_size:
+    if not has_valid(cfg):
         raise ConfigError(
             f"The logreg probe chooses its hyper-parameters on the validation split, but "
             f"data.valid_size = 0 in {cfg.name}. Set data.valid_size > 0 "
