@@ -54,7 +54,7 @@ def test_every_number_in_the_table_is_the_runs_own(seeded_run):
         mean, sd = results.stats(values)
         assert cells[2] == f"{mean:.2f} ± {sd:.2f} (2 seeds)"
         assert cells[3] == ", ".join(f"{v:.2f}" for v in values)
-    assert rows[LABELS["test/elbo"]][4] == "-100.0 (unconfirmed)" or \
+    assert rows[LABELS["test/elbo"]][4] == "-100.00 (unconfirmed)" or \
         rows[LABELS["test/elbo"]][4].endswith("(confirmed)")
     assert "Command: `autoencoders test`" in table
     steps = [json.loads(line) for line in

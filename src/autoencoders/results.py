@@ -235,6 +235,11 @@ def _num(v: float) -> str:
     return f"{v:.2f}"
 
 
+def _paper_num(value: Any) -> str:
+    """A paper's number as printed there: two decimals (9.34, 8.90, -100.00)."""
+    return _num(value) if isinstance(value, (int, float)) else str(value)
+
+
 def stats(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
     mean = sum(values) / len(values)
@@ -284,7 +289,7 @@ def markdown(rep: Reproduction) -> str:
             values = [r.eval[key] for r in records]
             each = ", ".join(_num(v) for v in values) if len(values) > 1 else "—"
             value, source, status = _ref(records[0].reference.get(key))
-            paper = "—" if value is None else f"{value} ({status})"
+            paper = "—" if value is None else f"{_paper_num(value)} ({status})"
             lines.append(f"| {_cell(label or rep.experiment)} | {_cell(_label(key))} | "
                          f"{_ours(values)} | {each} | {paper} | {_cell(source)} |")
     lines += _baselines(rep)
@@ -378,7 +383,7 @@ def summary(reps: dict[str, Reproduction]) -> str:
                 name = f"{label}: " if label else ""
                 short = _label(key).split(",")[0]
                 ours.append(f"{name}{short} {_ours([r.eval[key] for r in records])}")
-                theirs.append(f"{name}{value}" + ("" if status == "confirmed"
+                theirs.append(f"{name}{_paper_num(value)}" + ("" if status == "confirmed"
                                                   else " (unconfirmed)"))
         if not ours:
             continue
