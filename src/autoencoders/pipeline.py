@@ -1,13 +1,15 @@
 """The pipeline the CLI exposes: train -> evaluate -> plot -> report, and sweeps.
 
 Each step reads and writes only the run folder, so any step can be re-run on its own
-(``autoencoders evaluate RUN``, ``plot RUN``, ``report RUN``).
+(``autoencoders evaluate RUN``, ``plot RUN``, ``report RUN``), and
+:func:`resume_reproduction` finishes an interrupted ``reproduce``.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,32 @@ from .evaluation.likelihood import average_loss_terms, iw_log_likelihood
 from .logs import logger as log
 from .report import write_provenance, write_report, write_sweep_report
 from .results import write_seeds_report
-from .runs import Run, atomic_write_text
+from .runs import Run, atomic_write_text, holds_lock
 from .train import load_split, train
 
 
+def stopped_notice(run: Run, doing: str) -> dict[str, Any]:
+    """Say (one line on stderr) when ``run`` stopped before the end of its training, and
+    return what was trained, for eval.json / the export's metadata: ``trained_epochs``
+    (complete epochs of the last checkpoint), ``epochs`` (configured), ``finished``, and
+    ``checkpoint_epoch``: the epoch of the weights used (``best.safetensors`` when
+    ``eval.checkpoint = "best"`` and early stopping kept one, else the last checkpoint's)."""
+    prog = run.progress()
+    if prog is None:
+        return {}
+    best = run.best_epoch() if run.config.eval.checkpoint == "best" else None
+    which = f"its best checkpoint (epoch {best})" if best else "its last checkpoint"
+    note = run.stopped_note()
+    if note:
+        print(f"autoencoders: note: {note}: {doing} {which}.", file=sys.stderr)
+    out = {"trained_epochs": prog["epochs_done"], "epochs": prog["epochs"],
+           "finished": prog["finished"], "checkpoint_epoch": best or prog["epochs_done"]}
+    if prog["step_in_epoch"]:
+        out["trained_steps_into_next_epoch"] = prog["step_in_epoch"]
+    return out
+
+
+@holds_lock
 def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str, Any]:
     """Test-set numbers for a trained run; written to ``eval.json`` and returned.
 
@@ -46,6 +70,7 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
     t0 = time.perf_counter()
     where = resolve(device)
     model = run.load_model(cfg.eval.checkpoint).to(where)
+    trained = stopped_notice(run, "evaluating")
     test = load_split(cfg, "test", where)
     torch.manual_seed(cfg.train.seed + 1)  # evaluation noise: fixed, separate from training
     terms = average_loss_terms(model, test.x, y=test.y)
@@ -69,11 +94,13 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
         t1 = time.perf_counter()
         out.update(plots.resolve(EVALUATORS[name])(run, model))
         out[f"{name}_seconds"] = round(time.perf_counter() - t1, 2)
+    out.update(trained)
     out["eval_seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_text(run.path / "eval.json", json.dumps(out, indent=2))
     return out
 
 
+@holds_lock
 def plot(run: Run) -> list[Path]:
     """Draw the run's figures (``eval.figures``) into ``<run>/figures`` (on the CPU: a
     figure needs a few hundred images at most)."""
@@ -110,6 +137,10 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
     deviation and each seed's value. Every reproduction writes ``provenance.json`` (command,
     commit, hardware, versions, wall time) into its folder.
     """
+    if not isinstance(config, ExperimentConfig):
+        raise ConfigError(f"reproduce takes an ExperimentConfig, e.g. "
+                          f"reproduce(load_experiment(\"vae-mnist\")), got {config!r} "
+                          f"({type(config).__name__}).")
     from .devices import check
 
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
@@ -129,13 +160,14 @@ def _reproduce_into(config: ExperimentConfig, path: Path | None, runs_dir: str,
         return _reproduce_sweep(config, runs_dir, progress, command, path)
     t0 = time.perf_counter()
     run = Run.create(config, runs_dir, path=path)
-    run.log_command(command)
-    run = train_stages(config, run, progress=progress)
-    evaluate(run, progress=progress, device=config.train.device)
-    plot(run)
-    wall = time.perf_counter() - t0
-    write_report(run, command=command, wall_seconds=wall)
-    write_provenance(run, command, wall, kind="single")
+    with run.lock():
+        run.log_command(command)
+        run = train_stages(config, run, progress=progress)
+        evaluate(run, progress=progress, device=config.train.device)
+        plot(run)
+        wall = time.perf_counter() - t0
+        write_report(run, command=command, wall_seconds=wall)
+        write_provenance(run, command, wall, kind="single")
     return run
 
 
@@ -143,6 +175,12 @@ def _reproduce_seeds(config: ExperimentConfig, runs_dir: str, progress: bool, co
                      seeds: int) -> Run:
     t0 = time.perf_counter()
     parent = Run.create(config, runs_dir)
+    with parent.lock():
+        return _run_seeds(config, parent, runs_dir, progress, command, seeds, t0)
+
+
+def _run_seeds(config: ExperimentConfig, parent: Run, runs_dir: str, progress: bool,
+               command: str, seeds: int, t0: float) -> Run:
     parent.log_command(command)
     children: list[tuple[str, Run]] = []
     for i in range(seeds):
@@ -197,9 +235,8 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
             previous = str(stage_run.path)
             continue
         started = resume and last and trained_stage(run, stage_cfg)
-        stage_run = run if started else Run.create(stage_cfg, path=path)
-        if started:
-            stage_run = Run.load(path)
+        stage_run = Run.load(path) if started else Run.create(stage_cfg, path=path,
+                                                              exist_ok=last)
         if progress:
             log.info(f"--- stage {label}")
         train(stage_run.config, stage_run, progress=progress, resume=started)
@@ -226,35 +263,38 @@ def resume_reproduction(path: str | Path, progress: bool = True, command: str = 
                         device: str | None = None) -> Run:
     """Continue an interrupted ``reproduce``: finish training (from the last checkpoint),
     then run whichever of evaluate, plot and report has not been done; for a sweep, the
-    same for every value, then the sweep's figures and report.
+    same for every value, then the sweep's figures and report; for a ``--seeds`` group,
+    every seed folder already started, then the seeds' table.
 
     ``device`` (e.g. ``"cuda"``) moves the rest of the work to another device; the run's
     numbers otherwise follow its config.
 
     Raises:
         CheckpointError: ``path`` is not a run folder.
+        RunInUseError: another process is working in it.
     """
     t0 = time.perf_counter()
     run = Run.load(path)
-    run.log_command(command)
     cfg = run.config
     if device:
         cfg.train.device = device
         cfg.train.validate()
-    seeds = sorted((p for p in run.path.glob("seed*") if (p / "config.json").is_file()),
-                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
-    if seeds:  # a --seeds reproduction: finish every seed folder started, then the table
-        children = [(p.name, resume_reproduction(p, progress, command, device))
-                    for p in seeds]
-        wall = time.perf_counter() - t0
-        write_seeds_report(run, children, command=command, wall_seconds=wall)
-        write_provenance(run, command, wall, kind="seeds",
-                         children=[label for label, _ in children])
-        return run
-    if cfg.sweep is not None and cfg.sweep.values:
-        return _reproduce_sweep(cfg, "", progress, command, parent=run)
-    run = _finish(cfg, run, progress, command, time.perf_counter() - t0)
-    write_provenance(run, command, time.perf_counter() - t0, kind="single")
+    with run.lock():
+        run.log_command(command)
+        seeds = sorted((p for p in run.path.glob("seed*") if (p / "config.json").is_file()),
+                       key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
+        if seeds:  # a --seeds reproduction: finish every seed folder started, then the table
+            children = [(p.name, resume_reproduction(p, progress, command, device))
+                        for p in seeds]
+            wall = time.perf_counter() - t0
+            write_seeds_report(run, children, command=command, wall_seconds=wall)
+            write_provenance(run, command, wall, kind="seeds",
+                             children=[label for label, _ in children])
+            return run
+        if cfg.sweep is not None and cfg.sweep.values:
+            return _run_sweep(cfg, run, progress, command, t0, resume=True)
+        run = _finish(cfg, run, progress, command, time.perf_counter() - t0)
+        write_provenance(run, command, time.perf_counter() - t0, kind="single")
     return run
 
 
@@ -273,12 +313,18 @@ def _finish(config: ExperimentConfig, run: Run, progress: bool, command: str,
 
 
 def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
-                     command: str, path: Path | None = None, parent: Run | None = None
-                     ) -> Run:
+                     command: str, path: Path | None = None) -> Run:
     t0 = time.perf_counter()
-    resume = parent is not None
-    if parent is None:
-        parent = Run.create(config, runs_dir, path=path)
+    parent = Run.create(config, runs_dir, path=path)
+    with parent.lock():
+        return _run_sweep(config, parent, progress, command, t0)
+
+
+def _run_sweep(config: ExperimentConfig, parent: Run, progress: bool, command: str,
+               t0: float, resume: bool = False) -> Run:
+    """Every value of the sweep into ``parent``; ``resume``: finish the values already
+    started (see :func:`resume_reproduction`) instead of starting them again."""
+    if not resume:
         parent.log_command(command)
     children: list[tuple[str, Run]] = []
     key = config.sweep.key
@@ -357,7 +403,7 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
         ConfigError: a name in ``only`` is not a shipped experiment.
     """
     from .config import list_experiments, load_experiment
-    from .errors import ConfigError, DataMissingError
+    from .errors import DataMissingError
     from .report import write_index
 
     t0 = time.perf_counter()
@@ -397,4 +443,13 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
             log.warning(f"failed {name}: {e}")
         row["seconds"] = time.perf_counter() - t1
         results.append(row)
-    return write_index(runs_dir, results, profile, time.perf_counter() - t0)
+    index = write_index(runs_dir, results, profile, time.perf_counter() - t0)
+    done = [r["run"].path for r in results if r["status"] == "done"]
+    if done:  # the results site of these runs: <runs_dir>/site/index.html
+        from .site import build_site
+
+        try:
+            log.info(f"site: {build_site(done, Path(runs_dir) / 'site', data_dir=data_dir)}")
+        except UserError as e:
+            log.warning(f"site not built: {e}")
+    return index

@@ -41,4 +41,6 @@ def register_model(cls: type[Autoencoder]) -> type[Autoencoder]:
 
 def build_model(config, image_shape: tuple[int, int, int]) -> Autoencoder:
     """Instantiate the model a config dataclass describes."""
-    return MODELS[type(config).model_name](config, image_shape)
+    from .limits import check_image_shape
+
+    return MODELS[type(config).model_name](config, check_image_shape(image_shape))

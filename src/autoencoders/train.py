@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from . import devices, distributed, tensorboard_log
 from .config import ExperimentConfig
 from .data import ImageData, StreamedImages, get
-from .errors import TrainingDiverged, UserError
+from .errors import RunInUseError, TrainingDiverged, TrainingInterrupted, UserError
 from .evaluation.likelihood import average_loss_terms
 from .logs import logger as log
 from .models.base import Loss
@@ -54,12 +54,21 @@ def load_split(config: ExperimentConfig, split: str, device: str = "cpu",
     """
     d = config.data
     storage = d.storage if stream or d.storage == "memory" else "auto"
-    data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
-               test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
-               download=d.download, size=d.size,
-               first=d.train_size if split == "train" else 0, storage=storage,
-               path=d.path, image_size=d.image_size, channels=d.channels,
-               valid_fraction=d.valid_fraction, test_fraction=d.test_fraction)
+    try:
+        data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
+                   test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
+                   download=d.download, size=d.size,
+                   first=d.train_size if split == "train" else 0, storage=storage,
+                   path=d.path, image_size=d.image_size, channels=d.channels,
+                   valid_fraction=d.valid_fraction, test_fraction=d.test_fraction)
+    except UserError:
+        raise
+    except OSError as e:  # permissions, a folder where a file should be, an I/O error
+        where = e.filename or (d.data_dir or "the data folder")
+        raise UserError(
+            f"Cannot read {where} for {d.name!r}: {e.strerror or e}. Make it a readable file "
+            f"(check its permissions, e.g. `ls -l {where}`), or point --data-dir at a "
+            "folder whose files you can read.") from None
     if not stream and isinstance(data.x, StreamedImages):
         data.x = data.x[:]  # the caller wants a tensor: read every row once
     data.x = data.x.to(device)
@@ -196,14 +205,45 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
         >>> run = train(cfg)                                                 # doctest: +SKIP
     """
+    if not isinstance(config, ExperimentConfig):
+        raise UserError(f"train takes an ExperimentConfig, e.g. "
+                        f"train(load_experiment(\"vae-mnist\")), got {config!r} "
+                        f"({type(config).__name__}).")
     if train_data is not None:
         config = use_array(config, train_data, train_labels, run)
+    if resume:
+        check_resumable(run)
     threads = torch.get_num_threads()
+    made: dict[str, Run] = {"run": run} if run is not None else {}
     try:
-        return _train(config, run, runs_dir=runs_dir, resume=resume, progress=progress,
-                      log_epochs=log_epochs, stop_after_steps=stop_after_steps)
+        with ExitStack() as stack:  # holds the run's lock until the failure is marked
+            try:
+                return _train(config, run, runs_dir=runs_dir, resume=resume,
+                              progress=progress, log_epochs=log_epochs,
+                              stop_after_steps=stop_after_steps, stack=stack, made=made)
+            except (UserError, OSError, RuntimeError) as e:
+                # the folder stays, marked, so `autoencoders runs` tells why it has no results
+                failed = made.get("run")
+                if (failed is not None and distributed.is_main()
+                        and not failed.has_checkpoint()
+                        and not isinstance(e, TrainingInterrupted | RunInUseError)):
+                    failed.mark_failed(str(e).splitlines()[0] if str(e) else type(e).__name__)
+                raise
     finally:  # train.threads is process-wide in torch: do not leak it to the next run
         torch.set_num_threads(threads)
+
+
+def check_resumable(run: Run | None) -> None:
+    """Raise a UserError unless ``run`` is one run folder that ``--resume`` can continue."""
+    if run is None:
+        raise UserError("train(..., resume=True) needs the run folder to resume: "
+                        "train(run.config, run, resume=True).")
+    if run.config.sweep is not None and run.config.sweep.values:
+        children = sorted(p.name for p in run.path.iterdir() if (p / "config.json").is_file())
+        raise UserError(
+            f"{run.path} is the folder of a sweep over {run.config.sweep.key}, not one run: "
+            f"resume one of its runs instead ({', '.join(children) or 'none was made'}), e.g. "
+            f"`autoencoders train --resume {run.path / (children[0] if children else 'LABEL')}`.")
 
 
 def use_array(config: ExperimentConfig, x, labels=None, run: Run | None = None
@@ -224,7 +264,8 @@ def use_array(config: ExperimentConfig, x, labels=None, run: Run | None = None
 
 
 def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: bool,
-           progress: bool, log_epochs: bool, stop_after_steps: int) -> Run:
+           progress: bool, log_epochs: bool, stop_after_steps: int, stack: ExitStack,
+           made: dict[str, Run]) -> Run:
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -232,6 +273,9 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
     precision = devices.resolve_precision(tc.precision, device)
     log.debug(f"training on {devices.describe(device)}, precision {precision}")
     rank, world = distributed.setup(device.type)
+    if run is not None and rank == 0:  # one process per run folder (rank 0 writes it)
+        stack.enter_context(run.lock())
+        run.clear_status()
     if tc.tensorboard:
         tensorboard_log.require()  # before any run folder is made
     train_data = load_split(config, "train", device, stream=True)
@@ -269,6 +313,9 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
 
     if run is None:
         run = create_run(config, runs_dir)
+        made["run"] = run
+        if rank == 0:
+            stack.enter_context(run.lock())
     start_epoch, step_in_epoch, global_step, samples = 0, 0, 0, 0
     elapsed, best, bad_epochs = 0.0, float("inf"), 0
     perm = None
@@ -347,12 +394,18 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
                     names = ["loss", *out.terms]
                     shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, terms.tolist(),
                                                                      strict=True))
+                    if run.has_checkpoint():
+                        kept = (f"the last good checkpoint in {run.ckpt_dir} is kept. Try a "
+                                f"smaller train.lr (now {tc.lr}) or another train.seed in a "
+                                "new run; resuming repeats the same steps and diverges again")
+                    else:
+                        kept = ("no checkpoint had been written yet, so there is nothing to "
+                                f"resume. Start a new run with a smaller train.lr (now "
+                                f"{tc.lr}) or another train.seed")
                     raise TrainingDiverged(
                         f"Training diverged at epoch {epoch + 1}, step {b + 1} of that epoch "
                         f"(global step {global_step + 1}): {shown}. The bad step was not "
-                        f"applied; the last good checkpoint in {run.ckpt_dir} is kept. Try a "
-                        f"smaller train.lr (now {tc.lr}) or another train.seed, then start a "
-                        f"new run or resume with `autoencoders train --resume {run.path}`."
+                        f"applied; {kept}."
                     )
                 optimizer.zero_grad(set_to_none=True)
                 if scaler.is_enabled():
@@ -455,7 +508,7 @@ def create_run(config: ExperimentConfig, runs_dir: str = "runs") -> Run:
 
 def _stopped(run: Run, interrupted: bool) -> Run:
     if interrupted:
-        raise UserError(
+        raise TrainingInterrupted(
             f"Interrupted. A checkpoint was written; continue exactly where this stopped "
             f"with: autoencoders train --resume {run.path}"
         )

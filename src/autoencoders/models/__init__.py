@@ -31,7 +31,12 @@ def get(name: str) -> Callable[..., Autoencoder]:
     cls = MODELS[name]
 
     def build(image_shape: tuple[int, int, int] = (1, 28, 28), **fields) -> Autoencoder:
-        return cls(build_dataclass(cls.Config, fields, "model"), tuple(image_shape))
+        from ..limits import check_image_shape, check_model_fits
+
+        config = build_dataclass(cls.Config, fields, "model")
+        image_shape = check_image_shape(image_shape)
+        check_model_fits(config, image_shape)
+        return cls(config, image_shape)
 
     build.__doc__ = f"Build a {cls.__name__}; fields of {cls.Config.__name__} as keywords."
     return build
