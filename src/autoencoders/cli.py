@@ -11,8 +11,9 @@
     autoencoders report RUN
     autoencoders export RUN NAME [--out-dir DIR] [--force]
     autoencoders runs [DIR]
-    autoencoders data list | fetch NAME
+    autoencoders results RUN... [--archive DIR] | --update FILE...
     autoencoders site [RUN ...] [--out site] [--force]
+    autoencoders data list | fetch NAME
 
 Bad input (an unknown key, a missing file, a damaged checkpoint) prints one paragraph
 and exits with status 2; there is no traceback for a user error. Messages go through
@@ -74,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     def common(sp, experiment: bool = True, example: str = "train.epochs=5"):
         if experiment:
             sp.add_argument("--profile", default=None, choices=["quick", "full"],
-                            help="quick (default): CPU minutes; full: the paper's budget")
+                            help="quick: CPU minutes; full: the paper's budget "
+                                 "(default: quick)")
         sp.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE",
                         help=f"override a config key (repeatable), e.g. {example}")
@@ -168,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = command("runs", "list run folders and their status (done, interrupted, failed)")
     sp.add_argument("dir", nargs="?", default="runs", metavar="DIR",
-                    help="the folder of runs (default: runs)")
+                    help="a folder of runs (default: runs)")
 
     sp = command("site", "build the static results website from run folders")
     sp.add_argument("runs", nargs="*", default=["runs"], metavar="RUN",
@@ -301,21 +303,21 @@ def _dispatch(args, command: str) -> int:
             run.log_command(command)
             print(_printable(str(write_report(run, command=""))))
         return 0
+    if args.cmd == "export":
+        from .pretrained import export
+        from .runs import Run
+
+        print(_printable(str(export(Run.load(args.run), args.name, args.out_dir,
+                                    force=args.force))))
+        return 0
+    if args.cmd == "runs":
+        return _runs(args.dir)
     if args.cmd == "site":
         from .site import build_site, site_bytes
 
         index = build_site(args.runs, args.out, force=args.force, data_dir=args.data_dir)
         print(f"site: {index} ({site_bytes(args.out) / 1e6:.1f} MB; open it in a browser)")
         return 0
-    if args.cmd == "export":
-        from .pretrained import export
-        from .runs import Run
-
-        print(_printable(str(export(Run.load(args.run), args.name, args.out_dir,
-                                           force=args.force))))
-        return 0
-    if args.cmd == "runs":
-        return _runs(args.dir)
     raise AssertionError(args.cmd)  # argparse only lets known commands through
 
 
@@ -399,7 +401,7 @@ def _train(args, command: str, progress: bool) -> int:
             run = train_stages(cfg, run, progress=progress)
     distributed.cleanup()
     if distributed.is_main():
-        log.info(_printable(f"run folder: {run.path}"))
+        log.info(f"run folder: {run.path}")
     return 0
 
 
@@ -408,14 +410,14 @@ def _reproduce(args, command: str, progress: bool) -> int:
 
     if args.resume:
         if args.experiment or args.overrides or args.only or args.skip_done or \
-                args.seeds != 1 or args.profile:
+                args.seeds != 1:
             raise UserError("reproduce --resume RUN continues that run as configured; drop "
-                            "EXPERIMENT, --profile, --set, --seeds, --only and --skip-done.")
+                            "EXPERIMENT, --set, --seeds, --only and --skip-done.")
         from .pipeline import resume_reproduction
 
         run = resume_reproduction(args.resume, progress=progress, command=command,
                                   device=args.device)
-        log.info(_printable(f"report: {run.path / 'report.md'}"))
+        log.info(f"report: {run.path / 'report.md'}")
         return 0
     if not args.experiment:
         raise UserError("reproduce needs an EXPERIMENT (see `autoencoders list experiments`), "
@@ -434,9 +436,8 @@ def _reproduce(args, command: str, progress: bool) -> int:
             raise UserError("`reproduce all` runs the experiments as shipped: --set, --seeds "
                             "and --device apply to one experiment (reproduce EXPERIMENT).")
         only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
-        index = reproduce_all(args.profile or "quick", args.runs_dir, progress,
-                              args.data_dir, command=command, only=only,
-                              skip_done=args.skip_done)
+        index = reproduce_all(args.profile or "quick", args.runs_dir, progress, args.data_dir,
+                              command=command, only=only, skip_done=args.skip_done)
         log.info(f"index: {index}")
         return 0
     from .pipeline import reproduce
@@ -447,7 +448,7 @@ def _reproduce(args, command: str, progress: bool) -> int:
                     seeds=args.seeds)
     if cfg.train.tensorboard:  # figures were mirrored there by pipeline.plot
         log.info(f"tensorboard: tensorboard --logdir {run.path}")
-    log.info(_printable(f"report: {run.path / 'report.md'}"))
+    log.info(f"report: {run.path / 'report.md'}")
     return 0
 
 

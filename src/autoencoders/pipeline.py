@@ -1,8 +1,7 @@
 """The pipeline the CLI exposes: train -> evaluate -> plot -> report, and sweeps.
 
 Each step reads and writes only the run folder, so any step can be re-run on its own
-(``autoencoders evaluate RUN``, ``plot RUN``, ``report RUN``), and
-:func:`resume_reproduction` finishes an interrupted ``reproduce``.
+(``autoencoders evaluate RUN``, ``plot RUN``, ``report RUN``).
 """
 
 from __future__ import annotations
@@ -137,12 +136,12 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
     deviation and each seed's value. Every reproduction writes ``provenance.json`` (command,
     commit, hardware, versions, wall time) into its folder.
     """
+    from .devices import check
+
     if not isinstance(config, ExperimentConfig):
         raise ConfigError(f"reproduce takes an ExperimentConfig, e.g. "
                           f"reproduce(load_experiment(\"vae-mnist\")), got {config!r} "
                           f"({type(config).__name__}).")
-    from .devices import check
-
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
         raise ConfigError(f"seeds = {seeds!r} is not valid: give an integer from 1 to 100 "
                           "(the number of training seeds, e.g. --seeds 3).")
@@ -235,8 +234,9 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
             previous = str(stage_run.path)
             continue
         started = resume and last and trained_stage(run, stage_cfg)
-        stage_run = Run.load(path) if started else Run.create(stage_cfg, path=path,
-                                                              exist_ok=last)
+        stage_run = run if started else Run.create(stage_cfg, path=path, exist_ok=last)
+        if started:
+            stage_run = Run.load(path)
         if progress:
             log.info(f"--- stage {label}")
         train(stage_run.config, stage_run, progress=progress, resume=started)
@@ -263,38 +263,40 @@ def resume_reproduction(path: str | Path, progress: bool = True, command: str = 
                         device: str | None = None) -> Run:
     """Continue an interrupted ``reproduce``: finish training (from the last checkpoint),
     then run whichever of evaluate, plot and report has not been done; for a sweep, the
-    same for every value, then the sweep's figures and report; for a ``--seeds`` group,
-    every seed folder already started, then the seeds' table.
+    same for every value, then the sweep's figures and report.
 
     ``device`` (e.g. ``"cuda"``) moves the rest of the work to another device; the run's
     numbers otherwise follow its config.
 
     Raises:
         CheckpointError: ``path`` is not a run folder.
-        RunInUseError: another process is working in it.
     """
     t0 = time.perf_counter()
     run = Run.load(path)
+    with run.lock():  # one process per run folder, as for reproduce
+        return _resume(run, progress, command, device, t0)
+
+
+def _resume(run: Run, progress: bool, command: str, device: str | None, t0: float) -> Run:
+    run.log_command(command)
     cfg = run.config
     if device:
         cfg.train.device = device
         cfg.train.validate()
-    with run.lock():
-        run.log_command(command)
-        seeds = sorted((p for p in run.path.glob("seed*") if (p / "config.json").is_file()),
-                       key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
-        if seeds:  # a --seeds reproduction: finish every seed folder started, then the table
-            children = [(p.name, resume_reproduction(p, progress, command, device))
-                        for p in seeds]
-            wall = time.perf_counter() - t0
-            write_seeds_report(run, children, command=command, wall_seconds=wall)
-            write_provenance(run, command, wall, kind="seeds",
-                             children=[label for label, _ in children])
-            return run
-        if cfg.sweep is not None and cfg.sweep.values:
-            return _run_sweep(cfg, run, progress, command, t0, resume=True)
-        run = _finish(cfg, run, progress, command, time.perf_counter() - t0)
-        write_provenance(run, command, time.perf_counter() - t0, kind="single")
+    seeds = sorted((p for p in run.path.glob("seed*") if (p / "config.json").is_file()),
+                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
+    if seeds:  # a --seeds reproduction: finish every seed folder started, then the table
+        children = [(p.name, resume_reproduction(p, progress, command, device))
+                    for p in seeds]
+        wall = time.perf_counter() - t0
+        write_seeds_report(run, children, command=command, wall_seconds=wall)
+        write_provenance(run, command, wall, kind="seeds",
+                         children=[label for label, _ in children])
+        return run
+    if cfg.sweep is not None and cfg.sweep.values:
+        return _reproduce_sweep(cfg, "", progress, command, parent=run)
+    run = _finish(cfg, run, progress, command, time.perf_counter() - t0)
+    write_provenance(run, command, time.perf_counter() - t0, kind="single")
     return run
 
 
@@ -313,19 +315,19 @@ def _finish(config: ExperimentConfig, run: Run, progress: bool, command: str,
 
 
 def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
-                     command: str, path: Path | None = None) -> Run:
+                     command: str, path: Path | None = None, parent: Run | None = None
+                     ) -> Run:
     t0 = time.perf_counter()
-    parent = Run.create(config, runs_dir, path=path)
+    resume = parent is not None
+    if parent is None:
+        parent = Run.create(config, runs_dir, path=path)
+        parent.log_command(command)
     with parent.lock():
-        return _run_sweep(config, parent, progress, command, t0)
+        return _run_sweep(config, parent, progress, command, t0, resume)
 
 
 def _run_sweep(config: ExperimentConfig, parent: Run, progress: bool, command: str,
-               t0: float, resume: bool = False) -> Run:
-    """Every value of the sweep into ``parent``; ``resume``: finish the values already
-    started (see :func:`resume_reproduction`) instead of starting them again."""
-    if not resume:
-        parent.log_command(command)
+               t0: float, resume: bool) -> Run:
     children: list[tuple[str, Run]] = []
     key = config.sweep.key
     for i, value in enumerate(tqdm(config.sweep.values, desc=f"sweep {key}",
@@ -403,7 +405,7 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
         ConfigError: a name in ``only`` is not a shipped experiment.
     """
     from .config import list_experiments, load_experiment
-    from .errors import DataMissingError
+    from .errors import ConfigError, DataMissingError
     from .report import write_index
 
     t0 = time.perf_counter()

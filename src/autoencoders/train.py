@@ -209,10 +209,10 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         raise UserError(f"train takes an ExperimentConfig, e.g. "
                         f"train(load_experiment(\"vae-mnist\")), got {config!r} "
                         f"({type(config).__name__}).")
-    if train_data is not None:
-        config = use_array(config, train_data, train_labels, run)
     if resume:
         check_resumable(run)
+    if train_data is not None:
+        config = use_array(config, train_data, train_labels, run)
     threads = torch.get_num_threads()
     made: dict[str, Run] = {"run": run} if run is not None else {}
     try:
