@@ -244,6 +244,8 @@ def check_resumable(run: Run | None) -> None:
             f"{run.path} is the folder of a sweep over {run.config.sweep.key}, not one run: "
             f"resume one of its runs instead ({', '.join(children) or 'none was made'}), e.g. "
             f"`autoencoders train --resume {run.path / (children[0] if children else 'LABEL')}`.")
+
+
 def use_array(config: ExperimentConfig, x, labels=None, run: Run | None = None
               ) -> ExperimentConfig:
     """``config`` with its data replaced by the in-memory images ``x`` (see ``train``)."""
