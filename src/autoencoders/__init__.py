@@ -13,11 +13,10 @@ from . import data as datasets  # noqa: E402
 from . import models  # noqa: E402
 from .config import ExperimentConfig, list_experiments, load_experiment  # noqa: E402
 from .errors import UserError  # noqa: E402
-from .pipeline import evaluate, plot, reproduce  # noqa: E402
+from .pipeline import evaluate, plot, reproduce, train  # noqa: E402
 from .pretrained import pretrained, pretrained_names  # noqa: E402
 from .registry import MODELS, register_model  # noqa: E402
 from .runs import Run  # noqa: E402
-from .train import train  # noqa: E402
 
 
 def load_run(path) -> Run:

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,7 +27,10 @@ from typing import Any, Literal
 
 import tomllib
 
+from .checks import _check_choice, _closest, _unknown_key_message, build_dataclass
+from .data import DATASETS
 from .errors import ConfigError
+from .registry import EVALUATORS, FIGURES, MODELS
 
 PROFILES = ("quick", "full")
 
@@ -57,8 +57,6 @@ class DataConfig:
     storage: Literal["auto", "memory", "memmap"] = "auto"
 
     def validate(self) -> None:
-        from .data import DATASETS
-
         _check_choice("data.name", self.name, sorted(DATASETS))
         _check(self.valid_size >= 0, "data.valid_size", self.valid_size, "an integer >= 0")
         _check(self.test_size >= 0, "data.test_size", self.test_size, "an integer >= 0")
@@ -173,9 +171,6 @@ class EvalConfig:
             _check(getattr(self, key) >= 2, f"eval.{key}", getattr(self, key), "an integer >= 2")
         for name in self.baselines:
             _check_choice("eval.baselines", name, ["pixels", "pca", "ica", "untrained"])
-        from .evaluation import EVALUATORS
-        from .plots import FIGURES
-
         for name in self.figures:
             _check_choice("eval.figures", name, sorted(FIGURES))
         for name in self.metrics:
@@ -312,8 +307,6 @@ def load_experiment(
 
 def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     """Build and validate an :class:`ExperimentConfig` from nested dicts (TOML/JSON)."""
-    from .registry import MODELS
-
     raw = copy.deepcopy(raw)
     sections = ["experiment", "model", "data", "train", "eval", "reference", "sweep"]
     for key in raw:
@@ -353,24 +346,6 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
         sweep=sweep,
     )
     return cfg
-
-
-def build_dataclass(cls: type, values: dict[str, Any], section: str) -> Any:
-    """Check every key and type of ``values`` against dataclass ``cls`` and build it."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"[{section}] must be a table of key = value, got {values!r}.")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls) if f.init}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(_unknown_key_message(
-                f"{section}.{key}", [f"{section}.{k}" for k in sorted(fields)]))
-        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
-    obj = cls(**kwargs)
-    if hasattr(obj, "validate"):
-        obj.validate()
-    return obj
 
 
 # --------------------------------------------------------------------------- helpers
@@ -428,74 +403,6 @@ def _deep_update(base: dict, upd: dict, where: str) -> None:
             base[k] = copy.deepcopy(v)
         else:
             base[k] = v
-
-
-def _coerce(value: Any, typ: Any, key: str) -> Any:
-    origin = typing.get_origin(typ)
-    args = typing.get_args(typ)
-    if typ is Any:
-        return value
-    if origin is Literal:
-        _check_choice(key, value, list(args))
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}.")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, got {value!r} ({type(value).__name__}).")
-        return [_coerce(v, args[0], key) if args else v for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a table, got {value!r}.")
-        return dict(value)
-    if typ is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}.")
-        return value
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(
-                f"{key} must be an integer, got {value!r} ({type(value).__name__})."
-            )
-        return value
-    if typ is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, got {value!r} ({type(value).__name__}).")
-        return float(value)
-    if typ is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {value!r} ({type(value).__name__}).")
-        return value
-    return value
-
-
-def _closest(name: str, valid: list[str]) -> str:
-    match = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.5)
-    return f" Did you mean {match[0]!r}?" if match else ""
-
-
-def _unknown_key_message(key: str, valid: list[str], what: str = "config key") -> str:
-    return (f"Unknown {what} {key!r}.{_closest(key, valid)} Valid keys: {', '.join(valid)}.")
-
-
-def _check_choice(key: str, value: Any, valid: list[Any]) -> None:
-    if value not in valid:
-        raise ConfigError(
-            f"{key} = {value!r} is not a valid choice.{_closest(str(value), valid)} "
-            f"Valid choices: {', '.join(map(str, valid))}."
-        )
 
 
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:

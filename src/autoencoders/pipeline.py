@@ -17,12 +17,17 @@ import torch
 from tqdm.auto import tqdm
 
 from . import plots
-from .config import ExperimentConfig, _set_dotted, from_dict
-from .evaluation import EVALUATORS
-from .evaluation.likelihood import average_loss_terms, iw_log_likelihood
-from .report import write_report, write_sweep_report
+from .config import ExperimentConfig, _set_dotted, from_dict, list_experiments, load_experiment
+from .data.load import load_split
+from .errors import DataMissingError, UserError
+from .models import MODELS
+from .models.estimators import average_loss_terms, iw_log_likelihood
+from .registry import EVALUATORS, FIGURES, require, resolve
+from .report import write_index, write_report, write_sweep_report
 from .runs import Run, atomic_write_text
-from .train import load_split, train
+from .tensorboard_log import log_figures
+from .train import create_run
+from .train import train as train_one
 
 
 def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
@@ -31,12 +36,18 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
     For generative models: the test lower bound (ELBO, one posterior sample per example)
     and the importance-weighted log p(x) with ``eval.iw_samples`` samples, in nats per
     example. Every model: its loss terms on the test split, then each evaluator named in
-    ``eval.metrics`` (``autoencoders.evaluation.EVALUATORS``), whose dict of numbers is
+    ``eval.metrics`` (``autoencoders.registry.EVALUATORS``), whose dict of numbers is
     merged into the result.
+
+    Raises:
+        ConfigError: an evaluator needs a model capability the run's model lacks (before
+            anything is computed).
     """
     cfg = run.config
     t0 = time.perf_counter()
     model = run.load_model(cfg.eval.checkpoint)
+    for name in cfg.eval.metrics:
+        require(model, cfg.name, "evaluator", name, EVALUATORS[name].requires)
     test = load_split(cfg, "test")
     torch.manual_seed(cfg.train.seed + 1)  # evaluation noise: fixed, separate from training
     terms = average_loss_terms(model, test.x, y=test.y)
@@ -44,7 +55,7 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
     out["n_test"] = int(test.x.shape[0])
     if "rec" in terms and "kl" in terms:
         out["test/elbo"] = -(terms["rec"] + terms["kl"])
-    if getattr(model, "generative", False) and cfg.eval.iw_samples:
+    if model.generative and cfg.eval.iw_samples:
         x = test.x[: cfg.eval.test_subset] if cfg.eval.test_subset else test.x
         t1 = time.perf_counter()
         ll = iw_log_likelihood(model, x, n_samples=cfg.eval.iw_samples,
@@ -58,7 +69,7 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
         out["iw_seconds"] = round(time.perf_counter() - t1, 2)
     for name in cfg.eval.metrics:
         t1 = time.perf_counter()
-        out.update(plots.resolve(EVALUATORS[name])(run, model))
+        out.update(resolve(EVALUATORS[name].target)(run, model))
         out[f"{name}_seconds"] = round(time.perf_counter() - t1, 2)
     out["eval_seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_text(run.path / "eval.json", json.dumps(out, indent=2))
@@ -66,14 +77,28 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
 
 
 def plot(run: Run) -> list[Path]:
-    """Draw the run's figures (``eval.figures``) into ``<run>/figures``."""
+    """Draw the run's figures (``eval.figures``) into ``<run>/figures``.
+
+    Returns the paths written; a figure that does not apply to the run's data or
+    configuration (e.g. ``manifold`` of a latent space that is not 2-D) writes nothing.
+
+    Raises:
+        ConfigError: a figure needs a model capability the run's model lacks (checked for
+            every figure before any is drawn).
+    """
     cfg = run.config
     model = run.load_model(cfg.eval.checkpoint)
+    for name in cfg.eval.figures:
+        require(model, cfg.name, "figure", name, FIGURES[name].requires)
     fig_dir = run.path / "figures"
-    written = [plots.draw(name, run, model, fig_dir / f"{name}.png")
-               for name in cfg.eval.figures]
+    written = [draw(name, run, model, fig_dir / f"{name}.png") for name in cfg.eval.figures]
     _figures_to_tensorboard(run)
     return [p for p in written if p is not None]
+
+
+def draw(name: str, run: Run, model, path: str | Path) -> Path | None:
+    """Draw the registered figure ``name`` (``registry.FIGURES``) for a run."""
+    return resolve(FIGURES[name].target)(run, model, Path(path))
 
 
 def _figures_to_tensorboard(run: Run) -> None:
@@ -81,9 +106,6 @@ def _figures_to_tensorboard(run: Run) -> None:
     (``train.tensorboard``, or a tensorboard folder from an earlier ``--tensorboard``)."""
     if not (run.config.train.tensorboard or (run.path / "tensorboard").is_dir()):
         return
-    from .errors import UserError
-    from .tensorboard_log import log_figures
-
     try:
         log_figures(run.path)
     except UserError as e:  # the figures are drawn; only their mirror is missing
@@ -105,19 +127,49 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
     return run
 
 
-def train_stages(config: ExperimentConfig, run: Run, progress: bool = True) -> Run:
-    """Train ``run``; a model class with ``stages(model_config)`` (the stacked DAE) trains
-    as a chain of runs, each initialised from the previous one with ``train.init_from``.
+def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "runs",
+          resume: bool = False, progress: bool = True, **options: Any) -> Run:
+    """Train an experiment as ``autoencoders train`` does: in its model's stages
+    (:func:`train_stages`; the stacked DAE pre-trains layer by layer, then fine-tunes).
+
+    Args:
+        config: a resolved experiment (``config.load_experiment``).
+        run: an existing run folder to write into (required with ``resume``).
+        runs_dir: where a new run folder is made when ``run`` is None.
+        resume: continue ``run`` from its last checkpoint, bit-identically (the stage that
+            run folder holds).
+        progress: show progress bars.
+        **options: passed to :func:`autoencoders.train.train` (``log_epochs``,
+            ``stop_after_steps``).
+
+    Returns:
+        The :class:`Run` (for a staged model, the run of its last stage).
+
+    Example:
+        >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
+        >>> run = train(cfg)                                                 # doctest: +SKIP
+    """
+    plan = MODELS[config.model_name].stages(config.model)
+    if resume or (len(plan) == 1 and not plan[0][1]):
+        return train_one(config, run, runs_dir=runs_dir, resume=resume, progress=progress,
+                         **options)
+    return train_stages(config, run or create_run(config, runs_dir), progress=progress,
+                        **options)
+
+
+def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
+                 **options: Any) -> Run:
+    """Train ``run`` in the stages of its model class (``stages(model_config)``): one stage
+    for most models; the stacked DAE trains as a chain of runs, each initialised from the
+    previous one with ``train.init_from``.
 
     Every stage but the last is its own run in ``<run>/<label>/``; the last stage trains in
     ``run`` itself, whose ``config.json`` then records the stage and its ``init_from``.
+    ``options`` go to :func:`autoencoders.train.train` (``log_epochs``, ...).
     """
-    from .registry import MODELS
-
-    stages = getattr(MODELS[config.model_name], "stages", None)
-    if stages is None:
-        return train(config, run, progress=progress)
-    plan = stages(config.model)
+    plan = MODELS[config.model_name].stages(config.model)
+    if len(plan) == 1 and not plan[0][1]:  # one stage as configured: train the run itself
+        return train_one(config, run, progress=progress, **options)
     previous = config.train.init_from
     for i, (label, overrides) in enumerate(plan):
         raw = config.to_dict()
@@ -129,7 +181,7 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True) -> R
         stage_run = Run.create(stage_cfg, path=run.path if last else run.path / label)
         if progress:
             tqdm.write(f"--- stage {label}")
-        train(stage_cfg, stage_run, progress=progress)
+        train_one(stage_cfg, stage_run, progress=progress, **options)
         previous = str(stage_run.path)
     return Run.load(run.path)
 
@@ -178,10 +230,6 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
 
     Writes ``<runs_dir>/index.md`` with one section per paper and returns its path.
     """
-    from .config import list_experiments, load_experiment
-    from .errors import DataMissingError, UserError
-    from .report import write_index
-
     t0 = time.perf_counter()
     results = []
     for name in list_experiments():

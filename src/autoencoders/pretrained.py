@@ -25,7 +25,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import _closest, from_dict
+from .data import DATASETS
 from .errors import CheckpointError, UserError
+from .models import build_model
+from .provenance import git_commit
 
 
 def pretrained_dir() -> Path:
@@ -54,9 +57,6 @@ def pretrained(name: str, dtype: torch.dtype = torch.float32):
 
 def load_file_model(path: str | Path, dtype: torch.dtype = torch.float32):
     """Build the model a pretrained file describes and load its weights."""
-    from .data import DATASETS
-    from .registry import build_model
-
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -83,8 +83,6 @@ def export(run, name: str, out_dir: str | Path | None = None, command: str = "")
     ``command`` should be the command that trained the run; by default the first line of
     the run's ``commands.log``.
     """
-    from .report import git_commit
-
     model = run.load_model(run.config.eval.checkpoint)
     tensors = {k: v.detach().to(torch.float16).contiguous()
                for k, v in model.state_dict().items()}

@@ -32,7 +32,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import ExperimentConfig, from_dict
+from .data import DATASETS
 from .errors import CheckpointError, ConfigError, UserError
+from .models import build_model
 
 
 def headline(row: dict[str, Any]) -> dict[str, Any]:
@@ -294,9 +296,6 @@ class Run:
 
     def load_model(self, which: str = "best"):
         """The trained model in eval mode. ``which``: "best" (falls back to "last") or "last"."""
-        from .data import DATASETS
-        from .registry import build_model
-
         model = build_model(self.config.model, DATASETS[self.config.data.name].image_shape)
         best = self.ckpt_dir / "best.safetensors"
         if which == "best" and best.is_file():
