@@ -247,7 +247,7 @@ def tiny_blobs_dataset(monkeypatch):
     from autoencoders import data
     from autoencoders.data import ImageData
 
-    train_mod = importlib.import_module("autoencoders.train")
+    load_mod = importlib.import_module("autoencoders.data.load")
 
     class TinyBlobs:
         name = "tiny-blobs"
@@ -264,7 +264,7 @@ def tiny_blobs_dataset(monkeypatch):
         return ImageData(name, split, x_all[rows].clone(), y_all[rows].clone(), "none")
 
     monkeypatch.setitem(data.DATASETS, "tiny-blobs", TinyBlobs)
-    monkeypatch.setattr(train_mod, "get", fake_get)
+    monkeypatch.setattr(load_mod, "get", fake_get)
     return x_all, y_all
 
 

@@ -103,6 +103,7 @@ FIGURES: dict[str, Figure] = {
 CORE_OUTPUTS: tuple[Output, ...] = (
     Output("test/elbo", "test lower bound (ELBO)", "nats", True),
     Output("test/log_px", "test log p(x), importance-weighted", "nats", True),
+    Output("test/log_px_sem", "standard error of the test log p(x)", "nats", table=False),
     Output("test/loss", "test loss", "nats", False),
 )
 

@@ -224,8 +224,8 @@ def knn_evaluator(run, model) -> dict[str, float]:
     if "sample" in cfg.eval.knn_codes and "generative" not in model.capabilities:
         raise ConfigError(f"Experiment {cfg.name!r}: eval.knn_codes includes \"sample\" "
                           f"for the evaluator 'knn', which needs the capability "
-                          f"'generative' (a posterior to sample from) that model "
-                          f"{cfg.model_name!r} does not have; use [\"mean\"].")
+                          f"'generative' that model {cfg.model_name!r} does not have (it has "
+                          "no posterior to sample from); use [\"mean\"].")
     if cfg.data.binarize == "dynamic":
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, binarize="static"))
     train, test = load_split(cfg, "train"), load_split(cfg, "test")

@@ -87,7 +87,8 @@ class Autoencoder(nn.Module):
     Config: ClassVar[type]
     #: the optional capabilities this class implements (keys of :data:`CAPABILITIES`)
     capabilities: ClassVar[frozenset[str]] = frozenset()
-    #: the names ``loss(x).terms`` holds -> what each is, with its unit
+    #: the names ``loss(x).terms`` holds -> what each is, with its unit (reports label
+    #: ``test/<term>`` with it; undescribed terms are shown by their key)
     loss_terms: ClassVar[dict[str, str]] = {}
     #: True for models with a prior and an importance-weighted log-likelihood
     generative: ClassVar[bool] = False
@@ -258,9 +259,9 @@ def check_contract(cls: type) -> None:
     if bool(cls.generative) != ("generative" in declared):
         raise ConfigError(f"{name}.generative = {cls.generative} disagrees with its "
                           "capabilities (the capability 'generative').")
-    if not cls.loss_terms:
-        raise ConfigError(f"{name}.loss_terms is empty: name and describe the terms of "
-                          "its loss (e.g. {\"rec\": \"reconstruction term, nats\"}).")
+    if not isinstance(cls.loss_terms, dict):
+        raise ConfigError(f"{name}.loss_terms must be a dict: term name -> description "
+                          "with unit, e.g. {\"rec\": \"reconstruction term, nats\"}.")
 
 
 def missing_capabilities(model: Autoencoder, required: frozenset[str] | set[str]) -> list[str]:
