@@ -232,6 +232,10 @@ def test_every_figure_and_evaluator_of_its_experiments_runs(name, exps, tmp_path
     written = pipeline.plot(run)
     assert written and all(p.is_file() for p in written)
     assert {p.stem for p in written} <= set(figures)
+    stages = MODELS[name].stages(cfg.model)
+    for label, _ in stages[:-1]:  # ae.train trains every stage, as the CLI does
+        assert (run.path / label / "metrics.jsonl").is_file(), label
+    assert len(run.metrics()) == 1
 
 
 def synthetic_get(name, split="train", *, valid_size=0, binarize="none", first=0, **_):
