@@ -26,7 +26,16 @@ def pytest_addoption(parser):
                      help="also run tests marked slow")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "data: reads the real data in ../shared/data (the `shared_data` fixture; "
+        "skipped when absent). `pytest -m 'not data'` runs the core suite without it.")
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:  # every test of the real data is marked, not only skipped
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
     if config.getoption("--runslow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --runslow")

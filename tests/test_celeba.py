@@ -11,7 +11,7 @@ import pytest
 from autoencoders.data import celeba, get
 from autoencoders.errors import ConfigError, DataMissingError
 
-SAMPLE = Path("/work/shared/data/celeba_sample")
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_sample"
 needs_sample = pytest.mark.skipif(not (SAMPLE / celeba.ATTR_FILE).is_file(),
                                   reason="the CelebA sample is not present")
 

@@ -14,7 +14,7 @@ from autoencoders.data import dsprites as ds
 from autoencoders.data import get
 from autoencoders.errors import ConfigError, DataMissingError
 
-SHARED = Path("/work/shared/data/dsprites")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsprites"
 needs_real = pytest.mark.skipif(not (SHARED / "dsprites_subset.npz").is_file(),
                                 reason="the real dSprites subsets are not present")
 

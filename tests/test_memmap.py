@@ -3,6 +3,8 @@ the cache reused, a damaged cache rebuilt, the automatic choice."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -61,7 +63,7 @@ def test_dsprites_and_celeba_memmap_batches_equal_memory():
         memory = get("dsprites-generated", split, **DSPRITES)
         assert_same_batches(memory.x, get("dsprites-generated", split, **DSPRITES,
                                           storage="memmap").x)
-    sample = "/work/shared/data"
+    sample = str(Path(__file__).resolve().parents[2] / "shared" / "data")
     try:
         memory = get("celeba", "train", data_dir=sample, valid_size=0, test_size=4)
     except UserError:
