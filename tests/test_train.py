@@ -170,3 +170,33 @@ def test_bf16_training_tracks_fp32(shared_data, tmp_path):
     a, b = fp32.metrics()[-1], bf16.metrics()[-1]
     assert abs(a["valid/loss"] - b["valid/loss"]) / a["valid/loss"] < 0.03, (a, b)
     assert all(t.dtype == torch.float32 for t in weights(bf16).values())
+
+
+def test_train_state_round_trips_every_field_whole():
+    """What a checkpoint writes is every field of TrainState, and resume reads every one
+    back: a field cannot be added on one side only."""
+    from dataclasses import fields
+
+    from autoencoders.train import TrainState
+
+    def fresh():
+        model = torch.nn.Linear(3, 2)
+        return TrainState(model, torch.optim.Adam(model.parameters()), torch.Generator())
+
+    a = fresh()
+    a.model(torch.ones(4, 3)).sum().backward()
+    a.optimizer.step()
+    a.data_gen.manual_seed(5)
+    a.epoch, a.step_in_epoch, a.global_step, a.samples = 3, 2, 17, 1700
+    a.elapsed, a.best, a.bad_epochs, a.finished = 1.5, 0.25, 1, True
+    a.perm, a.acc = torch.randperm(10), torch.arange(3.0)
+    saved = a.to_checkpoint()
+    plain = {f.name for f in fields(TrainState)} - set(TrainState._OBJECTS)
+    assert set(saved) == plain | {"optimizer", "rng"}
+    b = fresh()
+    b.load_checkpoint(saved)
+    for name in plain:
+        va, vb = getattr(a, name), getattr(b, name)
+        assert torch.equal(va, vb) if isinstance(va, torch.Tensor) else va == vb, name
+    assert torch.equal(a.data_gen.get_state(), b.data_gen.get_state())
+    assert str(a.optimizer.state_dict()) == str(b.optimizer.state_dict())
