@@ -105,3 +105,21 @@ def test_report_tables_order_and_label_keys_without_a_table_of_their_own():
                     "test/knn_error_k3", "test/knn_error_k10", "test/other"]
     assert labels["test/knn_error_k10"] == \
         "test error of 10-NN on the codes (posterior means), %"
+
+
+def test_reproduce_checks_capabilities_before_training(tmp_path):
+    cfg = load_experiment("vae-mnist", "quick", ["eval.figures=[\"filters\"]"])
+    with pytest.raises(ConfigError, match="'vae-mnist'.*figure 'filters'.*capability "
+                                          "'filters'"):
+        pipeline.reproduce(cfg, runs_dir=str(tmp_path), progress=False)
+    assert not list(tmp_path.iterdir())  # nothing trained, no run folder
+
+
+def test_a_sweep_over_models_leaves_out_figures_one_model_cannot_draw():
+    cfg = load_experiment("sbvae-mnist", "quick")
+    plan = {c.model_name: (c, skipped) for _, c, skipped in pipeline.sweep_children(cfg)}
+    vae, skipped = plan["vae"]
+    assert skipped == [("sticks", ["stick_weights"])]
+    assert "sticks" not in vae.eval.figures and "samples" in vae.eval.figures
+    sbvae, skipped = plan["sbvae"]
+    assert skipped == [] and sbvae.eval.figures == cfg.eval.figures

@@ -22,7 +22,7 @@ from .data.load import load_split
 from .errors import DataMissingError, UserError
 from .models import MODELS
 from .models.estimators import average_loss_terms, iw_log_likelihood
-from .registry import EVALUATORS, FIGURES, require, resolve
+from .registry import EVALUATORS, FIGURES, require, require_all, resolve
 from .report import write_index, write_report, write_sweep_report
 from .runs import Run, atomic_write_text
 from .tensorboard_log import log_figures
@@ -114,9 +114,15 @@ def _figures_to_tensorboard(run: Run) -> None:
 
 def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool = True,
               command: str = "") -> Run:
-    """Train, evaluate, plot and report one experiment (every sweep value if it has one)."""
+    """Train, evaluate, plot and report one experiment (every sweep value if it has one).
+
+    Raises:
+        ConfigError: a figure or evaluator needs a capability the model lacks (before
+            anything is trained).
+    """
     if config.sweep is not None and config.sweep.values:
         return _reproduce_sweep(config, runs_dir, progress, command)
+    require_all(config)
     t0 = time.perf_counter()
     run = Run.create(config, runs_dir)
     run.log_command(command)
@@ -218,10 +224,13 @@ def sweep_children(config: ExperimentConfig
 def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
                      command: str) -> Run:
     t0 = time.perf_counter()
+    plan = sweep_children(config)
+    for _, child_cfg, _ in plan:  # figures a model cannot draw are already left out
+        require_all(child_cfg)
     parent = Run.create(config, runs_dir)
     parent.log_command(command)
     children: list[tuple[str, Run]] = []
-    for label, child_cfg, skipped in tqdm(sweep_children(config),
+    for label, child_cfg, skipped in tqdm(plan,
                                           desc=f"sweep {config.sweep.key}",
                                           disable=not progress):
         child = Run.create(child_cfg, path=parent.path / label)

@@ -164,9 +164,10 @@ def resolve(target: str) -> Callable:
     return vars(importlib.import_module(module))[func]
 
 
-def require(model: Autoencoder, experiment: str, kind: str, name: str,
+def require(model: Autoencoder | type[Autoencoder], experiment: str, kind: str, name: str,
             requires: frozenset[str]) -> None:
-    """Raise a :class:`ConfigError` if ``model`` lacks a capability ``requires`` names.
+    """Raise a :class:`ConfigError` if ``model`` (a model or its class) lacks a capability
+    ``requires`` names.
 
     Args:
         experiment: the experiment's name, for the message.
@@ -174,14 +175,25 @@ def require(model: Autoencoder, experiment: str, kind: str, name: str,
         name: the figure's or evaluator's name.
     """
     missing = missing_capabilities(model, requires)
+    cls = model if isinstance(model, type) else type(model)
     if missing:
         key = "eval.figures" if kind == "figure" else "eval.metrics"
         what = "; ".join(f"{c!r}: {CAPABILITIES[c]}" for c in missing)
         raise ConfigError(
             f"Experiment {experiment!r} asks for the {kind} {name!r} ({key}), which needs the "
             f"model capability {', '.join(repr(c) for c in missing)} that model "
-            f"{type(model).__name__} does not have ({what}). Remove {name!r} from {key} or "
+            f"{cls.__name__} does not have ({what}). Remove {name!r} from {key} or "
             f"use a model with that capability.")
+
+
+def require_all(config) -> None:
+    """:func:`require` for every figure and evaluator an experiment config names, from its
+    model's class (so before anything is trained)."""
+    cls = MODELS[config.model_name]
+    for name in config.eval.figures:
+        require(cls, config.name, "figure", name, FIGURES[name].requires)
+    for name in config.eval.metrics:
+        require(cls, config.name, "evaluator", name, EVALUATORS[name].requires)
 
 
 def find_output(key: str, model_cls: type[Autoencoder] | None = None
@@ -207,4 +219,4 @@ def find_output(key: str, model_cls: type[Autoencoder] | None = None
 
 __all__ = ["CORE_OUTPUTS", "EVALUATORS", "FIGURES", "MODELS", "Evaluator", "Figure",
            "Output", "build_model", "find_output", "register_model", "require",
-           "resolve"]
+           "require_all", "resolve"]

@@ -264,6 +264,8 @@ def check_contract(cls: type) -> None:
                           "with unit, e.g. {\"rec\": \"reconstruction term, nats\"}.")
 
 
-def missing_capabilities(model: Autoencoder, required: frozenset[str] | set[str]) -> list[str]:
-    """The capabilities of ``required`` that ``model`` does not declare, sorted."""
+def missing_capabilities(model: Autoencoder | type[Autoencoder],
+                         required: frozenset[str] | set[str]) -> list[str]:
+    """The capabilities of ``required`` that ``model`` (or a model class) does not declare,
+    sorted."""
     return sorted(set(required) - set(model.capabilities))
