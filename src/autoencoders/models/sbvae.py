@@ -133,8 +133,7 @@ class StickBreakingVAE(LatentVariableModel):
     Config = SBVAEConfig
     #: ``features`` are stick weights (the ``sticks`` figure applies)
     capabilities = LatentVariableModel.capabilities | {"stick_weights"}
-    loss_terms = {"rec": "reconstruction term -log p(x|pi), nats",
-                  "kl": "KL term KL(q(v|x) || p(v)), nats"}
+    loss_terms = {"rec": "reconstruction term, nats", "kl": "KL term, nats"}
 
     def __init__(self, config: SBVAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)

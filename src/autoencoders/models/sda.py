@@ -77,8 +77,8 @@ class StackedDAE(Autoencoder):
 
     Config = StackedDAEConfig
     capabilities = frozenset({"filters", "labels", "stages"})
-    loss_terms = {"nll": "negative log-likelihood of the labels, nats",
-                  "error": "classification error, %",
+    loss_terms = {"error": "classification error, %",
+                  "nll": "negative log-likelihood of the labels, nats",
                   "rec": "reconstruction cross-entropy of a pre-trained layer's input, nats"}
 
     def __init__(self, config: StackedDAEConfig, image_shape: tuple[int, int, int]):

@@ -98,8 +98,7 @@ class VAE(LatentVariableModel):
 
     Config = VAEConfig
     capabilities = LatentVariableModel.capabilities | {"kl_per_dim", "diagnostics"}
-    loss_terms = {"rec": "reconstruction term -log p(x|z), nats",
-                  "kl": "KL term KL(q(z|x) || p(z)), nats"}
+    loss_terms = {"rec": "reconstruction term, nats", "kl": "KL term, nats"}
 
     def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
