@@ -7,7 +7,7 @@ on-pixels per shape and scale, per shape and orientation (worst ones), and the r
 pixel-exact matches. Target (issue 9): mean IoU >= 0.95.
 
 Usage:
-    python benchmarks/dsprites_fidelity.py [--data-dir /work/shared/data]
+    python benchmarks/dsprites_fidelity.py [--data-dir ../shared/data]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from autoencoders.data.dsprites import SHAPES, fidelity, read_shared_subset
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="/work/shared/data")
+    parser.add_argument("--data-dir", default="../shared/data")
     args = parser.parse_args()
     for name in ("dsprites_subset.npz", "dsprites_downsampled.npz"):
         path = Path(args.data_dir) / "dsprites" / name

@@ -12,12 +12,14 @@ Usage: python benchmarks/dsprites_fit.py SHAPE   (a few minutes on a CPU)
 """
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 torch.set_num_threads(1)
-d = np.load('/work/shared/data/dsprites/dsprites_downsampled.npz', allow_pickle=False)
+d = np.load(Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'dsprites'
+            / 'dsprites_downsampled.npz', allow_pickle=False)
 imgs = d['imgs']
 idx = d['original_dataset_indices']
 bases = np.array([6 * 40 * 32 * 32, 40 * 32 * 32, 32 * 32, 32, 1])

@@ -453,3 +453,20 @@ def test_real_download_from_local_server(tmp_path, monkeypatch):
         paths = data.fetch("mnist", data_dir=tmp_path)
     assert [md5(path) for path in paths] == [spec.md5 for spec in specs]
     assert all(path.parent == tmp_path / "mnist" for path in paths)
+
+
+def test_pooled_mnist_splits_all_images_with_a_fixed_test(mnist_dir):
+    """mnist-pooled (the SB-VAE authors' protocol): train and test files as one pool; test
+    carved with the fixed seed (independent of split_seed), valid by split_seed."""
+    def split(name, seed=0):
+        return data.get("mnist-pooled", name, data_dir=mnist_dir, valid_size=10,
+                        test_size=20, seed=seed)
+
+    train, valid, test = split("train"), split("valid"), split("test")
+    assert (len(train), len(valid), len(test)) == (N_TRAIN + N_TEST - 30, 10, 20)
+    every = ids(train.x) + ids(valid.x) + ids(test.x)
+    assert sorted(every) == list(range(N_TRAIN)) + list(range(100, 100 + N_TEST))
+    assert any(i >= 100 for i in ids(train.x))  # official test images reach train too
+    assert ids(split("test", seed=1).x) == ids(test.x)
+    assert ids(split("valid", seed=1).x) != ids(valid.x)
+    assert train.y.tolist() == [i % 10 for i in ids(train.x)]

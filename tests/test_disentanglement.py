@@ -181,3 +181,34 @@ def test_bf16_representation_is_close_to_fp32():
     assert b.dtype == torch.float32 and b.shape == a.shape
     assert not torch.equal(a, b)  # really computed in bf16
     assert torch.allclose(a, b, atol=0.05 * float(a.abs().max()))
+
+
+def test_scores_do_not_depend_on_the_codes_units():
+    """A representation's units must not decide its score (the untrained-network baseline
+    has codes on a ~1e-3 scale): Higgins standardises its vote features, FactorVAE prunes
+    relative to the largest dimension's spread."""
+    base = with_noise_dims()
+    tiny = lambda x: 1e-3 * base(x)  # noqa: E731
+    higgins, factor_vae, _ = run_all(tiny)
+    ref_higgins, ref_factor_vae, _ = run_all(base)
+    assert higgins >= 99.0 and factor_vae >= 99.0
+    assert abs(higgins - ref_higgins) < 1.0 and abs(factor_vae - ref_factor_vae) < 1.0
+    noise = pure_noise()
+    tiny_noise = lambda x: 1e-3 * noise(x)  # noqa: E731
+    h, f, _ = run_all(tiny_noise)
+    assert abs(h - 20.0) < 8.0 and abs(f - 20.0) < 8.0  # small units are not signal
+
+
+def test_factor_vae_prunes_relative_to_the_largest_dimension():
+    gt = FactorsAsObservations()
+    base = with_noise_dims()
+
+    def represent(x):  # the oracle (spread ~0.3) plus two dims at 1 % of it
+        z = base(x)
+        g = torch.Generator().manual_seed(5)
+        return torch.cat([z, 0.003 * torch.randn(z.shape[0], 2, generator=g,
+                                                 dtype=z.dtype)], 1)
+
+    fv = dis.factor_vae_metric(gt, represent, generator=torch.Generator().manual_seed(0),
+                               **SMALL)
+    assert fv["active_dims"] == 8 and fv["eval_accuracy"] >= 99.0

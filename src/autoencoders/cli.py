@@ -62,8 +62,26 @@ def _parser() -> argparse.ArgumentParser:
                         help="train, evaluate, plot and report an experiment in one go")
     sp.add_argument("experiment", help="experiment name, a .toml path, or 'all'")
     sp.add_argument("--runs-dir", default="runs")
+    sp.add_argument("--seeds", type=int, default=1, metavar="N",
+                    help="train N seeds (train.seed, +1, ...) and report mean, standard "
+                         "deviation and every seed's value (default 1)")
     tensorboard_flag(sp)
     common(sp)
+
+    sp = sub.add_parser("results", help="numbers tables generated from run folders")
+    sp.add_argument("runs", nargs="*", metavar="RUN",
+                    help="folders printed by `autoencoders reproduce` (single, sweep or seeds)")
+    sp.add_argument("--archive", metavar="DIR", default=None,
+                    help="also store each run's records (JSON, no weights) as "
+                         "DIR/<experiment>-<profile>.json")
+    sp.add_argument("--update", metavar="FILE", nargs="+", default=None,
+                    help="rewrite the <!-- results: NAME --> blocks of FILE from the archive")
+    sp.add_argument("--archive-dir", default="results",
+                    help="where --update reads archived records (default: results)")
+    sp.add_argument("--check", action="store_true",
+                    help="with --update: change nothing, exit 1 if a block is out of date")
+    sp.add_argument("--force", action="store_true",
+                    help="replace an archived record of the same experiment and profile")
 
     sp = sub.add_parser("evaluate", help="test-set numbers of a run -> eval.json")
     sp.add_argument("run")
@@ -179,11 +197,14 @@ def _dispatch(args, command: str) -> int:
             return 0
         cfg = load_experiment(args.experiment, args.profile, _overrides(args))
         _require_tensorboard(cfg)
-        run = reproduce(cfg, runs_dir=args.runs_dir, progress=progress, command=command)
+        run = reproduce(cfg, runs_dir=args.runs_dir, progress=progress, command=command,
+                        seeds=args.seeds)
         if cfg.train.tensorboard:  # figures were mirrored there by pipeline.plot
             print(f"tensorboard: tensorboard --logdir {run.path}")
         print(f"report: {run.path / 'report.md'}")
         return 0
+    if args.cmd == "results":
+        return _results(args)
     if args.cmd == "evaluate":
         import json
 
@@ -220,6 +241,27 @@ def _dispatch(args, command: str) -> int:
         print(export(Run.load(args.run), args.name, args.out_dir))
         return 0
     raise AssertionError(args.cmd)  # argparse only lets known commands through
+
+
+def _results(args) -> int:
+    from . import results
+
+    if not args.runs and not args.update:
+        raise UserError("results needs RUN folders (printed by `autoencoders reproduce`) "
+                        "or --update FILE...; e.g. `autoencoders results runs/vae-mnist/"
+                        "20261130-101500 --archive results`.")
+    for path in args.runs:
+        rep = results.collect(path)
+        print(f"## {rep.name}\n\n{results.markdown(rep)}\n")
+        if args.archive:
+            print(f"archived: {results.archive(rep, args.archive, force=args.force)}")
+    if args.update:
+        changed = results.update(args.update, args.archive_dir, check=args.check)
+        for f in changed:
+            print(f"{'out of date' if args.check else 'updated'}: {f}")
+        if args.check and changed:
+            return 1
+    return 0
 
 
 def _apply_eval_overrides(run, overrides: list[str]):

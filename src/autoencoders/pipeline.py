@@ -19,11 +19,12 @@ from tqdm.auto import tqdm
 from . import plots
 from .config import ExperimentConfig, _set_dotted, from_dict, list_experiments, load_experiment
 from .data.load import load_split
-from .errors import DataMissingError, UserError
+from .errors import ConfigError, DataMissingError, UserError
 from .models import MODELS
 from .models.estimators import average_loss_terms, iw_log_likelihood
 from .registry import EVALUATORS, FIGURES, require, require_all, resolve
-from .report import write_index, write_report, write_sweep_report
+from .report import write_index, write_provenance, write_report, write_sweep_report
+from .results import write_seeds_report
 from .runs import Run, atomic_write_text
 from .tensorboard_log import log_figures
 from .train import create_run
@@ -113,24 +114,69 @@ def _figures_to_tensorboard(run: Run) -> None:
 
 
 def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool = True,
-              command: str = "") -> Run:
+              command: str = "", seeds: int = 1) -> Run:
     """Train, evaluate, plot and report one experiment (every sweep value if it has one).
+
+    With ``seeds = N > 1`` the whole experiment runs N times, with ``train.seed`` = s,
+    s + 1, ..., s + N - 1 (s = the config's seed; data splits keep ``data.split_seed``),
+    each in ``<run>/seed<k>/``, and ``<run>/report.md`` gives every number's mean, standard
+    deviation and each seed's value. Every reproduction writes ``provenance.json`` (command,
+    commit, hardware, versions, wall time) into its folder.
 
     Raises:
         ConfigError: a figure or evaluator needs a capability the model lacks (before
             anything is trained).
     """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
+        raise ConfigError(f"seeds = {seeds!r} is not valid: give an integer from 1 to 100 "
+                          "(the number of training seeds, e.g. --seeds 3).")
+    sweep = config.sweep is not None and bool(config.sweep.values)
+    for _, run_config, _ in sweep_children(config) if sweep else [("", config, [])]:
+        require_all(run_config)  # in a sweep, after leaving out figures a model lacks
+    if seeds > 1:
+        return _reproduce_seeds(config, runs_dir, progress, command, seeds)
+    return _reproduce_into(config, None, runs_dir, progress, command)
+
+
+def _reproduce_into(config: ExperimentConfig, path: Path | None, runs_dir: str,
+                    progress: bool, command: str) -> Run:
+    """One reproduction (a single run or a sweep) into ``path`` (None: a new timestamped
+    folder under ``runs_dir``)."""
     if config.sweep is not None and config.sweep.values:
-        return _reproduce_sweep(config, runs_dir, progress, command)
-    require_all(config)
+        return _reproduce_sweep(config, runs_dir, progress, command, path)
     t0 = time.perf_counter()
-    run = Run.create(config, runs_dir)
+    run = Run.create(config, runs_dir, path=path)
     run.log_command(command)
     run = train_stages(config, run, progress=progress)
     evaluate(run, progress=progress)
     plot(run)
-    write_report(run, command=command, wall_seconds=time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    write_report(run, command=command, wall_seconds=wall)
+    write_provenance(run, command, wall, kind="single")
     return run
+
+
+def _reproduce_seeds(config: ExperimentConfig, runs_dir: str, progress: bool, command: str,
+                     seeds: int) -> Run:
+    t0 = time.perf_counter()
+    parent = Run.create(config, runs_dir)
+    parent.log_command(command)
+    children: list[tuple[str, Run]] = []
+    for i in range(seeds):
+        raw = config.to_dict()
+        seed = config.train.seed + i
+        _set_dotted(raw, "train.seed", seed)
+        label = f"seed{seed}"
+        if progress:
+            tqdm.write(f"=== {config.name}: seed {seed} ({i + 1} of {seeds})")
+        child = _reproduce_into(from_dict(raw), parent.path / label, runs_dir, progress,
+                                command)
+        children.append((label, child))
+    wall = time.perf_counter() - t0
+    write_seeds_report(parent, children, command=command, wall_seconds=wall)
+    write_provenance(parent, command, wall, kind="seeds",
+                     children=[label for label, _ in children])
+    return parent
 
 
 def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "runs",
@@ -222,12 +268,10 @@ def sweep_children(config: ExperimentConfig
 
 
 def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
-                     command: str) -> Run:
+                     command: str, path: Path | None = None) -> Run:
     t0 = time.perf_counter()
     plan = sweep_children(config)
-    for _, child_cfg, _ in plan:  # figures a model cannot draw are already left out
-        require_all(child_cfg)
-    parent = Run.create(config, runs_dir)
+    parent = Run.create(config, runs_dir, path=path)
     parent.log_command(command)
     children: list[tuple[str, Run]] = []
     for label, child_cfg, skipped in tqdm(plan,
@@ -253,8 +297,10 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
                                [label for label, _ in children],
                                parent.path / "figures" / f"{name}.png")
     _figures_to_tensorboard(parent)
-    write_sweep_report(parent, children, command=command,
-                       wall_seconds=time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    write_sweep_report(parent, children, command=command, wall_seconds=wall)
+    write_provenance(parent, command, wall, kind="sweep",
+                     children=[label for label, _ in children])
     return parent
 
 

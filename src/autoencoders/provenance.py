@@ -44,6 +44,21 @@ def hardware() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{mem}"
 
 
+def cpu_features() -> str:
+    """The CPU features that decide our speed: AVX2, AVX-512, AVX-512 BF16, AMX (Linux)."""
+    try:
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return ""
+    names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
+             ("amx_bf16", "AMX")]
+    return " ".join(label for flag, label in names if flag in flags)
+
+
 def versions() -> str:
     """One line: this package's version (and git commit), Python, torch, numpy."""
     commit = git_commit()
@@ -60,3 +75,18 @@ def git_commit() -> str:
         return out.stdout.strip() if out.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def commit_and_state() -> str:
+    """The commit, with "+modified" when tracked files differ from it (numbers from a
+    modified tree are not reproducible from the commit alone)."""
+    commit = git_commit()
+    if not commit:
+        return ""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return commit
+    return commit + ("+modified" if out.returncode == 0 and out.stdout.strip() else "")

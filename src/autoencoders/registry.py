@@ -201,15 +201,16 @@ def find_output(key: str, model_cls: type[Autoencoder] | None = None
     """What describes an ``eval.json`` key: ``(rank, label with unit, shown in tables)``,
     or None if nothing does.
 
-    Looked up in :data:`CORE_OUTPUTS`, the model class's ``loss_terms`` (``test/<term>``)
-    and the evaluators' outputs; ``rank`` orders a report's table in that order."""
+    Looked up in :data:`CORE_OUTPUTS`, the model class's ``loss_terms`` (``test/<term>``;
+    without a class, the first registered model with that term) and the evaluators'
+    outputs; ``rank`` orders a report's table in that order."""
     for i, out in enumerate(CORE_OUTPUTS):
         if out.match(key) is not None:
             return (0, i), out.describe(key), out.table
     term = key.removeprefix("test/")
-    if model_cls is not None and key.startswith("test/") and term in model_cls.loss_terms:
-        return (1, list(model_cls.loss_terms).index(term)), \
-            f"test {model_cls.loss_terms[term]}", True
+    for cls in [model_cls] if model_cls is not None else list(MODELS.values()):
+        if key.startswith("test/") and term in cls.loss_terms:
+            return (1, list(cls.loss_terms).index(term)), f"test {cls.loss_terms[term]}", True
     for j, evaluator in enumerate(EVALUATORS.values()):
         for i, out in enumerate(evaluator.outputs):
             if out.match(key) is not None:

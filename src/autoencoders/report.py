@@ -8,13 +8,40 @@ number or ``{value = ..., source = "..."}``, keyed like ``eval.json`` (``test/el
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .provenance import hardware, versions
+from .provenance import commit_and_state, cpu_features, hardware, versions
 from .registry import FIGURES, MODELS, find_output
 from .runs import Run, atomic_write_text, headline
+
+
+def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
+                     children: list[str] | None = None) -> Path:
+    """``<run>/provenance.json``: what made the run's numbers, for ``autoencoders results``:
+    the command, the commit, hardware, versions, wall time and the machine's load average
+    (a busy machine inflates wall times), and for a sweep or a seed group its children."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    info = {
+        "kind": kind, "command": command, "commit": commit_and_state(),
+        "hardware": hardware(),
+        "cpu_features": cpu_features(), "versions": versions(),
+        "wall_seconds": round(wall_seconds, 1), "load_average": load,
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    if children is not None:
+        info["children"] = children
+    path = run.path / "provenance.json"
+    atomic_write_text(path, json.dumps(info, indent=2))
+    return path
+
 
 
 def _ref(entry: Any) -> tuple[Any, str]:
@@ -119,8 +146,8 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
     keys, labels = table_keys(classes, [ev for _, ev, _ in evals], [ref for *_, ref in evals])
     keys = [k for k in keys if k not in ("test/loss", "test/rec", "test/kl")] or keys
     head = " | ".join(f"{labels.get(k, k)} (paper)" for k in keys)
-    lines += ["## Numbers", "", f"| run | {head} | train s |",
-              "|---|" + "---|" * (len(keys) + 1)]
+    lines += ["## Numbers", "", f"| run | {head} | budget | train s |",
+              "|---|" + "---|" * (len(keys) + 2)]
     for (label, child), (_, ev, ref) in zip(children, evals, strict=True):
         rows = child.metrics()
         cells = []
@@ -128,8 +155,10 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
             value, _ = _ref(ref.get(k))
             cells.append(f"{_fmt(ev.get(k))} ({_fmt(value)})")
         t = rows[-1]["time"] if rows else None
+        budget = (f"{rows[-1]['epoch']} epochs, {rows[-1]['samples']:,} samples"
+                  if rows else "—")
         link = f"{quote(label)}/report.md"  # spaces as %20: still a link once prefixed
-        lines.append(f"| [{label}]({link}) | {' | '.join(cells)} | {_fmt(t)} |")
+        lines.append(f"| [{label}]({link}) | {' | '.join(cells)} | {budget} | {_fmt(t)} |")
     sources = sorted({_ref(e)[1] for _, _, ref in evals for e in ref.values() if _ref(e)[1]})
     if sources:
         lines += ["", "Paper's numbers: " + "; ".join(sources) + "."]

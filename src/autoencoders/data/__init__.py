@@ -52,7 +52,7 @@ from autoencoders.data.celeba import CelebA
 from autoencoders.data.download import data_dirs, ensure, find
 from autoencoders.data.dsprites import DSpritesGenerated, DSpritesOfficial
 from autoencoders.data.frey import FreyFace, read_frey
-from autoencoders.data.mnist import MNIST, FashionMNIST, read_idx
+from autoencoders.data.mnist import MNIST, FashionMNIST, PooledMNIST, read_idx
 from autoencoders.data.splits import TEST_SPLIT_SEED, ImageData, _rows  # noqa: F401
 from autoencoders.data.storage import (
     STORAGES,
@@ -79,7 +79,8 @@ __all__ = [
     "status",
 ]
 
-DATASETS: dict[str, type] = {"mnist": MNIST, "fashion-mnist": FashionMNIST, "frey": FreyFace,
+DATASETS: dict[str, type] = {"mnist": MNIST, "mnist-pooled": PooledMNIST,
+                             "fashion-mnist": FashionMNIST, "frey": FreyFace,
                              **VARIATIONS}  # generated from MNIST (data/variations.py)
 # datasets with their own ``load`` (drawn by code, or too large to parse whole): ``get``
 # hands them the arguments, including ``size`` (images drawn before splitting; 0: all)

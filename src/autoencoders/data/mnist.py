@@ -225,3 +225,29 @@ class FashionMNIST(MNIST):
         ),
         extra_dirs=("/usr/share/datasets/fashion-mnist",),
     )
+
+
+class PooledMNIST(MNIST):
+    """MNIST's 70,000 images as one pool, no official test split (the same four files).
+
+    The split of Nalisnick & Smyth's code (stick-breaking_dgms, ``utils/load_data.py``):
+    all 70,000 images shuffled and cut into 45,000 train / 5,000 validation / 10,000 test
+    (10,000 unused). Here ``test_size`` images are carved from the pool by the fixed
+    permutation every dataset without a test split uses, ``valid_size`` by ``split_seed``
+    and ``train_size`` keeps the first of the rest: seeded where the authors' shuffle was
+    not, so the split is the same on every run.
+    """
+
+    name: ClassVar[str] = "mnist-pooled"
+    official_splits: ClassVar[tuple[str, ...]] = ("train",)
+
+    @classmethod
+    def read(cls, paths: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        """MNIST's train and test files, concatenated: ``{"train": (images, labels)}``
+        with 70,000 rows (official train first, then official test), read-only."""
+        splits = MNIST.read(paths)
+        images = np.concatenate([splits["train"][0], splits["test"][0]])
+        labels = np.concatenate([splits["train"][1], splits["test"][1]])
+        images.flags.writeable = False
+        labels.flags.writeable = False
+        return {"train": (images, labels)}

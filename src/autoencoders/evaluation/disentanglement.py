@@ -17,10 +17,16 @@ Collapsed latent dimensions (near-constant codes, typical of a beta-VAE whose un
 latents match the prior, so their posterior mean is ~0):
 
 * Higgins: a collapsed dimension gives a feature |z1 - z2| ~ 0 in every vote; it carries
-  no information and the classifier gives it ~0 weight. Nothing is divided.
+  no information and the classifier gives it ~0 weight. Features are standardised with the
+  training votes' mean and standard deviation before the classifier (a constant feature
+  stays 0), so the score does not depend on the code's units: an untrained network whose
+  codes vary by 1e-3 is scored on what its codes say, not on the classifier's L2 penalty.
 * FactorVAE: dimensions whose standard deviation over the data is below
-  ``prune_threshold`` (0.05, disentanglement_lib's value) are dropped before the
-  division by that standard deviation; if every dimension is collapsed the score is 0.
+  ``prune_threshold`` (0.05) times the largest dimension's are dropped before the division
+  by that standard deviation; if every dimension is constant the score is 0.
+  disentanglement_lib prunes at an absolute 0.05, which for a posterior mean in prior
+  units is the same cut, but drops every dimension of a representation on a smaller scale
+  (an untrained network's, PCA's on another scale): the relative cut scores those too.
 * MIG: a constant dimension falls into one histogram bin and has mutual information 0 with
   every factor. The division is by the factor's entropy, which is > 0 for every factor
   with more than one value (all of dSprites'); a factor with one value is skipped.
@@ -143,13 +149,16 @@ def score_beta_vae(train_x: np.ndarray, train_y: np.ndarray, eval_x: np.ndarray,
                    eval_y: np.ndarray, seed: int = 0) -> dict[str, float]:
     """Scorer of the beta-VAE metric: fit a linear classifier (scikit-learn
     ``LogisticRegression``, default L2 C = 1, lbfgs, ``max_iter=1000``) on the training
-    votes, report accuracy in % on both sets."""
+    votes standardised with their own mean and standard deviation, report accuracy in % on
+    both sets."""
     from sklearn.linear_model import LogisticRegression
 
+    mean, std = train_x.mean(0), train_x.std(0)
+    std[std == 0] = 1.0
     clf = LogisticRegression(max_iter=1000, random_state=seed)
-    clf.fit(train_x, train_y)
-    return {"train_accuracy": 100.0 * float(clf.score(train_x, train_y)),
-            "eval_accuracy": 100.0 * float(clf.score(eval_x, eval_y))}
+    clf.fit((train_x - mean) / std, train_y)
+    return {"train_accuracy": 100.0 * float(clf.score((train_x - mean) / std, train_y)),
+            "eval_accuracy": 100.0 * float(clf.score((eval_x - mean) / std, eval_y))}
 
 
 def beta_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 64,
@@ -239,7 +248,7 @@ def factor_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 6
     Protocol:
       1. Estimate each dimension's standard deviation s_d over ``num_variance_estimate``
          (10,000) random observations; dimensions with s_d < ``prune_threshold`` (0.05)
-         are collapsed and excluded (they would win every argmin).
+         times the largest s_d are collapsed and excluded (they would win every argmin).
       2. For each vote: draw a factor k uniformly and fix it to a random value; draw
          L = ``batch_size`` (64) observations with it, encode them, divide by s_d, and
          take the active dimension d with the smallest empirical variance. Vote: (d, k).
@@ -258,7 +267,7 @@ def factor_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 6
     factors = ground_truth.sample_factors(num_variance_estimate, generator)
     z = encode_factors(ground_truth, represent, factors, generator)
     scale = z.std(axis=0, ddof=1)
-    active = scale >= prune_threshold
+    active = (scale >= prune_threshold * scale.max()) & (scale > 0)
     params = dict(batch_size=batch_size, num_train=num_train, num_eval=num_eval,
                   prune_threshold=prune_threshold, active_dims=int(active.sum()))
     if not active.any():

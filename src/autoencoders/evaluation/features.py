@@ -52,7 +52,7 @@ def encode_dataset(model, x: torch.Tensor, batch: int = 1000, method: str = "fea
 def logistic_regression_probe(
     z_train: np.ndarray, y_train: np.ndarray,
     z_valid: np.ndarray, y_valid: np.ndarray,
-    z_test: np.ndarray, y_test: np.ndarray,
+    z_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
     Cs: tuple[float, ...] = (0.01, 0.1, 1.0),
     max_iter: int = 200,
 ) -> dict[str, Any]:
@@ -70,7 +70,10 @@ def logistic_regression_probe(
         max_iter: L-BFGS iterations per fit.
 
     Returns:
-        ``{"test_error": %, "valid_error": %, "C": chosen C, "valid_errors": {C: %}}``.
+        ``{"valid_error": %, "C": chosen C, "valid_errors": {C: %}, "predict": codes ->
+        labels of the chosen model}`` and ``"test_error"`` (%) when test codes are given
+        (leave them out while choosing among several probes: score test once, for the
+        chosen one, with ``predict``).
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -84,7 +87,7 @@ def logistic_regression_probe(
     def scale(z: np.ndarray) -> np.ndarray:
         return (z - mean) / std
 
-    tr, va, te = scale(z_train), scale(z_valid), scale(z_test)
+    tr, va = scale(z_train), scale(z_valid)
     best, valid_errors = None, {}
     for C in sorted(Cs):
         clf = LogisticRegression(C=C, max_iter=max_iter)
@@ -96,8 +99,11 @@ def logistic_regression_probe(
         if best is None or err < best[0]:
             best = (err, C, clf)
     err, C, clf = best
-    test_error = 100.0 * float(np.mean(clf.predict(te) != y_test))
-    return {"test_error": test_error, "valid_error": err, "C": C, "valid_errors": valid_errors}
+    out = {"valid_error": err, "C": C, "valid_errors": valid_errors,
+           "predict": lambda z: clf.predict(scale(z))}
+    if z_test is not None:
+        out["test_error"] = 100.0 * float(np.mean(out["predict"](z_test) != y_test))
+    return out
 
 
 def logreg_evaluator(run, model) -> dict[str, float]:
@@ -138,16 +144,18 @@ def logreg_evaluator(run, model) -> dict[str, float]:
     best = None
     # scikit-learn's BLAS threads follow train.threads (0: the library's default)
     with threadpool_limits(cfg.train.threads or None):
-        for options in variants:
-            codes = {s: encode_dataset(model, d.x, **options) for s, d in splits.items()}
+        for options in variants:  # chosen on validation; test is not encoded yet
+            codes = {s: encode_dataset(model, splits[s].x, **options) for s in ("train",
+                                                                                 "valid")}
             res = logistic_regression_probe(
                 codes["train"], labels["train"], codes["valid"], labels["valid"],
-                codes["test"], labels["test"], Cs=tuple(ev.logreg_C),
-                max_iter=ev.logreg_max_iter)
+                Cs=tuple(ev.logreg_C), max_iter=ev.logreg_max_iter)
             if best is None or res["valid_error"] < best[0]["valid_error"]:
                 best = (res, options)
-    res, options = best
-    out = {"test/logreg_error": res["test_error"], "valid/logreg_error": res["valid_error"],
+        res, options = best
+        z_test = encode_dataset(model, splits["test"].x, **options)
+        test_error = 100.0 * float(np.mean(res["predict"](z_test) != labels["test"]))
+    out = {"test/logreg_error": test_error, "valid/logreg_error": res["valid_error"],
            "logreg_C": res["C"], "logreg_train_examples": int(labels["train"].shape[0])}
     if "alpha" in options:
         out["logreg_alpha"] = options["alpha"]

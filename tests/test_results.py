@@ -1,0 +1,118 @@
+"""Numbers tables generated from run folders (autoencoders.results, `autoencoders results`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from autoencoders import results
+from autoencoders.cli import main
+from autoencoders.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def seeded_run(tmp_path_factory, shared_data):
+    """A real two-seed reproduction of a tiny VAE (needs ../shared/data's MNIST)."""
+    from autoencoders.config import load_experiment
+    from autoencoders.pipeline import reproduce
+
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = load_experiment("vae-mnist", "quick", [
+        f'data.data_dir="{shared_data}"', "data.train_size=300", "data.valid_size=100",
+        "train.epochs=1", "model.hidden=32", "eval.iw_samples=3", "eval.test_subset=50",
+        "eval.figures=[]", "train.threads=1"])
+    return reproduce(cfg, runs_dir=str(runs), progress=False, command="autoencoders test",
+                     seeds=2)
+
+
+def _rows(table: str) -> dict[str, list[str]]:
+    out = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if len(cells) == 6 and cells[0] not in ("run", "---|---|---|---|---|---"):
+            out[cells[1]] = cells
+    return out
+
+
+def test_every_number_in_the_table_is_the_runs_own(seeded_run):
+    rep = results.collect(seeded_run.path)
+    assert [r.seed for r in rep.records] == [0, 1]
+    evals = [json.loads((seeded_run.path / f"seed{s}" / "eval.json").read_text())
+             for s in (0, 1)]
+    table = results.markdown(rep)
+    rows = _rows(table)
+    for key in ("test/elbo", "test/log_px"):
+        values = [ev[key] for ev in evals]
+        cells = rows[results._label(key)]
+        mean, sd = results.stats(values)
+        assert cells[2] == f"{mean:.2f} ± {sd:.2f} (2 seeds)"
+        assert cells[3] == ", ".join(f"{v:.2f}" for v in values)
+    assert rows[results._label("test/elbo")][4] == "-100.0 (unconfirmed)" or \
+        rows[results._label("test/elbo")][4].endswith("(confirmed)")
+    assert "Command: `autoencoders test`" in table
+    steps = [json.loads(line) for line in
+             (seeded_run.path / "seed0" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert f"{steps['samples']:,} samples" in table  # the budget actually trained
+    report = (seeded_run.path / "report.md").read_text()
+    assert table.splitlines()[2] in report  # the seeds report shows the same rows
+
+
+def test_stats_are_mean_and_sample_standard_deviation():
+    assert results.stats([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert results.stats([5.0]) == (5.0, 0.0)
+
+
+def test_archive_update_and_check(seeded_run, tmp_path):
+    archive = tmp_path / "results"
+    assert main(["results", str(seeded_run.path), "--archive", str(archive)]) == 0
+    stored = archive / "vae-mnist-quick.json"
+    before = stored.read_bytes()
+    with pytest.raises(UserError, match="--force"):
+        results.archive(results.collect(seeded_run.path), archive)
+    assert stored.read_bytes() == before
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n<!-- results: vae-mnist-quick -->\nstale\n<!-- /results -->\n"
+                   "<!-- results: summary -->\n<!-- /results -->\nend\n")
+    args = ["results", "--update", str(doc), "--archive-dir", str(archive)]
+    assert main([*args, "--check"]) == 1
+    assert "stale" in doc.read_text()  # --check changes nothing
+    assert main(args) == 0
+    text = doc.read_text()
+    assert "stale" not in text and text.startswith("intro\n") and text.endswith("end\n")
+    assert "| vae-mnist | test lower bound" in text
+    assert re.search(r"\| Kingma & Welling \| `autoencoders test` \| .*2 seeds", text)
+    assert main([*args, "--check"]) == 0  # in sync now
+    doc.write_text("<!-- results: nothing-archived -->\n<!-- /results -->\n")
+    with pytest.raises(UserError, match="nothing-archived"):
+        results.update([doc], archive)
+
+
+def test_a_folder_without_evaluation_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="not a run folder"):
+        results.collect(tmp_path)
+
+
+def test_docs_tables_are_generated_from_the_archived_runs():
+    """README.md and docs/REPRODUCTIONS.md hold exactly what `autoencoders results --update`
+    writes from results/*.json (regenerate with that command after archiving a run)."""
+    files = [REPO / "README.md", REPO / "docs" / "REPRODUCTIONS.md"]
+    assert results.update(files, REPO / "results", check=True) == []
+    for f in files:
+        assert results.BLOCK.search(f.read_text()), f"{f.name} has no generated block"
+
+
+def test_baselines_table_averages_each_representation_over_runs():
+    recs = [results.Record("beta4", s, {"test/beta_vae_metric": 80.0 + s,
+                                        "baseline/pca/beta_vae_metric": 50.0 + 2 * s,
+                                        "baseline/untrained/beta_vae_metric": 20.0 + s},
+                           {}, {"epochs": 1, "samples": 10}) for s in (0, 1)]
+    rep = results.Reproduction("x", "P", "quick", {}, recs)
+    table = results.markdown(rep)
+    assert "| PCA of the pixels, as many components as latents | 51.00 |" in table
+    assert "| the model's network at its initial weights | 20.50 |" in table
+    assert table.index("PCA") < table.index("initial weights")  # a fixed, readable order
