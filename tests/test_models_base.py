@@ -16,7 +16,6 @@ from safetensors.torch import load_file, save_file
 from autoencoders import pipeline
 from autoencoders.checks import build_dataclass
 from autoencoders.config import from_dict, list_experiments, load_experiment
-from autoencoders.data import ImageData
 from autoencoders.errors import ConfigError
 from autoencoders.models import MODELS, check_contract
 from autoencoders.models.base import CAPABILITIES, Autoencoder
@@ -191,7 +190,7 @@ def end_to_end_cases():
 
 @pytest.mark.parametrize(("name", "exps"), end_to_end_cases())
 def test_every_figure_and_evaluator_of_its_experiments_runs(name, exps, tmp_path,
-                                                              monkeypatch):
+                                                              request):
     """Train the model tiny (with ``ae.train``, so in its stages), then draw every figure
     and run every evaluator a shipped experiment asks of it; every number evaluation
     writes is described by the registry."""
@@ -221,7 +220,7 @@ def test_every_figure_and_evaluator_of_its_experiments_runs(name, exps, tmp_path
                        baselines=["pca", "untrained"])  # pixels: MIG over 4096 dims, slow
     cfg = from_dict(raw)
     if not factors:
-        monkeypatch.setattr("autoencoders.data.load.get", synthetic_get)
+        request.getfixturevalue("synthetic_mnist")  # every split is random 28x28 images
 
     run = pipeline.train(cfg, runs_dir=str(tmp_path), progress=False, log_epochs=False)
     ev = pipeline.evaluate(run, progress=False)
@@ -236,21 +235,6 @@ def test_every_figure_and_evaluator_of_its_experiments_runs(name, exps, tmp_path
     for label, _ in stages[:-1]:  # ae.train trains every stage, as the CLI does
         assert (run.path / label / "metrics.jsonl").is_file(), label
     assert len(run.metrics()) == 1
-
-
-def synthetic_get(name, split="train", *, valid_size=0, binarize="none", first=0, **_):
-    """MNIST-shaped random images and labels, a fixed draw per split."""
-    n = {"train": 96, "valid": valid_size or 64, "test": 48}[split]
-    if first:
-        n = min(n, first)
-    g = torch.Generator().manual_seed({"train": 0, "valid": 1, "test": 2}[split])
-    x = torch.rand(n, *SHAPE, generator=g)
-    if binarize == "static" or (binarize == "dynamic" and split != "train"):
-        x = torch.bernoulli(x, generator=g)
-    applied = "dynamic" if binarize == "dynamic" and split == "train" else (
-        "static" if binarize != "none" else "none")
-    return ImageData(name=name, split=split, x=x, y=torch.randint(0, 10, (n,), generator=g),
-                     binarize=applied)
 
 
 def test_every_capability_is_declared_by_some_model_or_documented():

@@ -76,6 +76,25 @@ def test_resume_is_bit_identical(shared_data, tmp_path, stop_after):
     assert strip == [{k: v for k, v in r.items() if k != "time"} for r in run.metrics()]
 
 
+@pytest.mark.parametrize("stop_after", [2, 3, 5])
+def test_resume_is_bit_identical_without_the_real_data(synthetic_mnist, tmp_path,
+                                                        stop_after):
+    """The same property on synthetic data (3 steps per epoch), so the core suite checks
+    resume without ../shared/data: mid-epoch, at an epoch's end, in the last epoch."""
+    cfg = load_experiment("vae-mnist", "quick", [
+        "model.latent_dim=3", "model.hidden=16", "train.epochs=2", "train.batch_size=32",
+        "train.threads=1", "data.valid_size=32", "data.binarize=\"dynamic\""])
+    ref = train(cfg, runs_dir=tmp_path / "ref", progress=False, log_epochs=False)
+    run = train(cfg, runs_dir=tmp_path / "cut", progress=False, log_epochs=False,
+                stop_after_steps=stop_after)
+    assert json.loads((run.ckpt_dir / "last.json").read_text())["step"] == stop_after
+    train(cfg, run, resume=True, progress=False, log_epochs=False)
+    assert_same_weights(weights(ref), weights(run))
+    strip = [{k: v for k, v in r.items() if k != "time"} for r in ref.metrics()]
+    assert len(strip) == 2
+    assert strip == [{k: v for k, v in r.items() if k != "time"} for r in run.metrics()]
+
+
 KILL_EXTRA = ["train.epochs=30", "train.checkpoint_every=1"]
 
 
