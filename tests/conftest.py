@@ -73,3 +73,25 @@ def synthetic_mnist(monkeypatch):
 
     monkeypatch.setattr("autoencoders.data.load.get", get)
     return get
+TINY_OVERRIDES = ["model.latent_dim=2", "model.hidden=16", "data.train_size=300",
+                  "data.valid_size=100", "train.epochs=1", "eval.iw_samples=5",
+                  "eval.test_subset=20", "train.threads=1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory, shared_data):
+    """Two tiny VAE runs on real MNIST, trained once per session: ``done`` (1 epoch, to
+    the end) and ``partial`` (3 epochs configured, stopped during epoch 2)."""
+    from autoencoders.config import load_experiment
+    from autoencoders.train import train
+
+    root = tmp_path_factory.mktemp("tiny-runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
+        base = [*TINY_OVERRIDES, f'data.data_dir="{shared_data}"']
+        done = train(load_experiment("vae-mnist", "quick", base), runs_dir=root / "runs",
+                     progress=False, log_epochs=False)
+        partial = train(load_experiment("vae-mnist", "quick", [*base, "train.epochs=3"]),
+                        runs_dir=root / "partial", progress=False, log_epochs=False,
+                        stop_after_steps=4)
+    return {"root": root, "done": done.path, "partial": partial.path}

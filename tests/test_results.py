@@ -85,7 +85,7 @@ def test_archive_update_and_check(seeded_run, tmp_path):
     text = doc.read_text()
     assert "stale" not in text and text.startswith("intro\n") and text.endswith("end\n")
     assert "| vae-mnist | test lower bound" in text
-    assert re.search(r"\| Kingma & Welling \| `autoencoders test` \| .*2 seeds", text)
+    assert re.search(r"\| Kingma & Welling \(ICLR 2014\) \| `autoencoders test` \| .*2 seeds", text)
     assert main([*args, "--check"]) == 0  # in sync now
     doc.write_text("<!-- results: nothing-archived -->\n<!-- /results -->\n")
     with pytest.raises(UserError, match="nothing-archived"):

@@ -212,6 +212,9 @@ def test_train_state_round_trips_every_field_whole():
     saved = a.to_checkpoint()
     plain = {f.name for f in fields(TrainState)} - set(TrainState._OBJECTS)
     assert set(saved) == plain | {"optimizer", "rng"}
+    from autoencoders.runs import STATE_KEYS  # what loading checks a state file holds
+
+    assert set(STATE_KEYS) <= set(saved)
     b = fresh()
     b.load_checkpoint(saved)
     for name in plain:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any, Literal
@@ -70,16 +71,22 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
         return value
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
+            hint = (" Write it without a decimal point or exponent (e.g. 1000000, not 1e6)."
+                    if isinstance(value, float) else "")
             raise ConfigError(
-                f"{key} must be an integer, got {value!r} ({type(value).__name__})."
+                f"{key} must be an integer, got {value!r} ({type(value).__name__}).{hint}"
             )
         return value
     if typ is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key} must be a number, got {value!r} ({type(value).__name__}).")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            value = math.inf
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}.")
+        return value
     if typ is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string, got {value!r} ({type(value).__name__}).")

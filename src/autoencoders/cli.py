@@ -7,7 +7,10 @@
     autoencoders reproduce EXPERIMENT [--profile quick|full] [--set key=value ...] [--tensorboard]
     autoencoders plot RUN
     autoencoders report RUN
+    autoencoders export RUN NAME [--out-dir DIR] [--force]
+    autoencoders runs [DIR]
     autoencoders data list | fetch NAME
+    autoencoders site [RUN ...] [--out site] [--force]
 
 Bad input (an unknown key, a missing file, a damaged checkpoint) prints one paragraph
 and exits with status 2; there is no traceback for a user error.
@@ -32,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(sp, experiment: bool = True):
         if experiment:
-            sp.add_argument("--profile", default="quick", choices=["quick", "full"],
-                            help="quick: CPU minutes; full: the paper's budget")
+            sp.add_argument("--profile", default=None, choices=["quick", "full"],
+                            help="quick (default): CPU minutes; full: the paper's budget")
         sp.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5")
         sp.add_argument("--data-dir", default=None,
@@ -94,7 +97,24 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("export", help="save a run's model as a small pretrained file")
     sp.add_argument("run")
     sp.add_argument("name", help="name for ae.pretrained(NAME)")
-    sp.add_argument("--out-dir", default=None, help="default: the package's pretrained/")
+    sp.add_argument("--out-dir", default=None,
+                    help="folder for NAME.safetensors (default: RUN/export); load it with "
+                         "ae.pretrained(PATH)")
+    sp.add_argument("--force", action="store_true", help="replace an existing file")
+
+    sp = sub.add_parser("runs", help="list run folders and their status (done, "
+                                     "interrupted, failed)")
+    sp.add_argument("dir", nargs="?", default="runs", help="default: runs")
+
+    sp = sub.add_parser("site", help="build the static results website from run folders")
+    sp.add_argument("runs", nargs="*", default=["runs"], metavar="RUN",
+                    help="run folders or folders of runs (newest run per experiment); "
+                         "default: runs")
+    sp.add_argument("--out", default="site", help="the site's folder (default: site)")
+    sp.add_argument("--force", action="store_true",
+                    help="write into a non-empty folder that is not a site")
+    sp.add_argument("--data-dir", default=None,
+                    help="folder with the data files (the explorers show test images)")
 
     sp = sub.add_parser("data", help="list or download datasets")
     dsub = sp.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
@@ -114,11 +134,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args, command)
     except UserError as e:
-        print(f"autoencoders: error: {e}", file=sys.stderr)
+        print(_printable(f"autoencoders: error: {e}"), file=sys.stderr)
+        return 2
+    except OSError as e:  # a file the library did not expect to fail: name it, no traceback
+        where = f" ({e.filename})" if e.filename else ""
+        print(_printable(f"autoencoders: error: {e.strerror or e}{where}. Check that the file "
+                         "or folder exists, is readable (and writable for run folders), and "
+                         "that the disk has free space."), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("autoencoders: interrupted.", file=sys.stderr)
         return 130
+
+
+def _printable(text: str) -> str:
+    """``text`` with the undecodable bytes of a non-UTF-8 path shown as U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _overrides(args) -> list[str]:
@@ -154,34 +185,45 @@ def _dispatch(args, command: str) -> int:
         from . import distributed
         from .pipeline import train_stages  # staged models (SdA): one run per stage
         from .runs import Run
-        from .train import create_run, train
+        from .train import check_resumable, create_run, train
 
         if args.resume:
             run = Run.load(args.resume)
+            check_resumable(run)
             if args.overrides:
                 raise UserError("--set cannot change a run being resumed: its config is fixed "
                                 f"in {run.path / 'config.json'}. Start a new run instead.")
+            if args.experiment or args.profile or args.data_dir:
+                given = ", ".join(x for x, on in (
+                    (f"experiment {args.experiment!r}", args.experiment),
+                    (f"--profile {args.profile}", args.profile),
+                    ("--data-dir", args.data_dir)) if on)
+                raise UserError(f"train --resume RUN continues the run as configured in "
+                                f"{run.path / 'config.json'}; {given} cannot apply to it. Drop "
+                                "them to resume, or leave out --resume to start a new run.")
             if args.tensorboard:  # logging only: the rest of training is unchanged
                 run.config.train.tensorboard = True
             _require_tensorboard(run.config)
             distributed.setup(run.config.train.device)
-            if distributed.is_main():
-                run.log_command(command)
-            train(run.config, run, resume=True, progress=progress)
+            with _locked(run):
+                if distributed.is_main():
+                    run.log_command(command)
+                train(run.config, run, resume=True, progress=progress)
         else:
             if not args.experiment:
                 raise UserError("train needs an EXPERIMENT (see `autoencoders list "
                                 "experiments`) or --resume RUN.")
-            cfg = load_experiment(args.experiment, args.profile, _overrides(args))
+            cfg = load_experiment(args.experiment, args.profile or "quick", _overrides(args))
             _require_tensorboard(cfg)
             distributed.setup(cfg.train.device)  # joins torchrun's process group, if any
             run = create_run(cfg, args.runs_dir)
-            if distributed.is_main():
-                run.log_command(command)
-            run = train_stages(cfg, run, progress=progress)
+            with _locked(run):
+                if distributed.is_main():
+                    run.log_command(command)
+                run = train_stages(cfg, run, progress=progress)
         distributed.cleanup()
         if distributed.is_main():
-            print(f"run folder: {run.path}")
+            print(_printable(f"run folder: {run.path}"))
         return 0
     if args.cmd == "reproduce":
         from .pipeline import reproduce, reproduce_all
@@ -191,17 +233,18 @@ def _dispatch(args, command: str) -> int:
                 raise UserError("--tensorboard applies to one experiment (reproduce "
                                 "EXPERIMENT --tensorboard); `reproduce all` runs the "
                                 "experiments as shipped.")
-            index = reproduce_all(args.profile, args.runs_dir, progress, args.data_dir,
+            index = reproduce_all(args.profile or "quick", args.runs_dir, progress,
+                                  args.data_dir,
                                   command=command)
             print(f"index: {index}")
             return 0
-        cfg = load_experiment(args.experiment, args.profile, _overrides(args))
+        cfg = load_experiment(args.experiment, args.profile or "quick", _overrides(args))
         _require_tensorboard(cfg)
         run = reproduce(cfg, runs_dir=args.runs_dir, progress=progress, command=command,
                         seeds=args.seeds)
         if cfg.train.tensorboard:  # figures were mirrored there by pipeline.plot
             print(f"tensorboard: tensorboard --logdir {run.path}")
-        print(f"report: {run.path / 'report.md'}")
+        print(_printable(f"report: {run.path / 'report.md'}"))
         return 0
     if args.cmd == "results":
         return _results(args)
@@ -214,33 +257,73 @@ def _dispatch(args, command: str) -> int:
         run = Run.load(args.run)
         if args.overrides or args.data_dir:
             run.config = _apply_eval_overrides(run, _overrides(args))
-        run.log_command(command)
-        print(json.dumps(evaluate(run, progress=progress), indent=2))
+        with run.lock():
+            run.log_command(command)
+            print(json.dumps(evaluate(run, progress=progress), indent=2))
         return 0
     if args.cmd == "plot":
         from .pipeline import plot
         from .runs import Run
 
         run = Run.load(args.run)
-        run.log_command(command)
-        for p in plot(run):  # also mirrored into RUN/tensorboard when the run logs there
-            print(p)
+        with run.lock():
+            run.log_command(command)
+            for p in plot(run):  # also mirrored into RUN/tensorboard when the run logs there
+                print(_printable(str(p)))
         return 0
     if args.cmd == "report":
         from .report import write_report
         from .runs import Run
 
         run = Run.load(args.run)
-        run.log_command(command)
-        print(write_report(run, command=""))
+        with run.lock():
+            run.log_command(command)
+            print(_printable(str(write_report(run, command=""))))
+        return 0
+    if args.cmd == "site":
+        from .site import build_site, site_bytes
+
+        index = build_site(args.runs, args.out, force=args.force, data_dir=args.data_dir)
+        print(f"site: {index} ({site_bytes(args.out) / 1e6:.1f} MB; open it in a browser)")
         return 0
     if args.cmd == "export":
         from .pretrained import export
         from .runs import Run
 
-        print(export(Run.load(args.run), args.name, args.out_dir))
+        print(_printable(str(export(Run.load(args.run), args.name, args.out_dir,
+                                           force=args.force))))
         return 0
+    if args.cmd == "runs":
+        return _runs(args.dir)
     raise AssertionError(args.cmd)  # argparse only lets known commands through
+
+
+def _locked(run):
+    """``run.lock()`` in the process that writes the run (rank 0 under torchrun)."""
+    from contextlib import nullcontext
+
+    from . import distributed
+
+    return run.lock() if distributed.is_main() else nullcontext()
+
+
+def _runs(folder: str) -> int:
+    from pathlib import Path
+
+    from .runs import find_runs, run_status
+
+    if not Path(folder).is_dir():
+        raise UserError(f"{folder} is not a folder; give the --runs-dir of your runs "
+                        "(default: runs).")
+    found = find_runs(folder)
+    for item in found:
+        if isinstance(item, tuple):
+            print(_printable(f"{item[0]}  damaged: {item[1]}"))
+        else:
+            print(_printable(f"{item.path}  {run_status(item)}"))
+    if not found:
+        print(f"no run folders under {folder}")
+    return 0
 
 
 def _results(args) -> int:

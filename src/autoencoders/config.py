@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,9 +32,12 @@ import tomllib
 from .checks import _check_choice, _closest, _unknown_key_message, build_dataclass
 from .data import DATASETS
 from .errors import ConfigError
+from .limits import check_model_fits
+from .names import safe_name, unique_names
 from .registry import EVALUATORS, FIGURES, MODELS
 
 PROFILES = ("quick", "full")
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 
 
 @dataclass
@@ -62,6 +67,8 @@ class DataConfig:
         _check(self.test_size >= 0, "data.test_size", self.test_size, "an integer >= 0")
         _check(self.train_size >= 0, "data.train_size", self.train_size, "an integer >= 0")
         _check(self.size >= 0, "data.size", self.size, "an integer >= 0 (0: all)")
+        _check(0 <= self.split_seed <= MAX_SEED, "data.split_seed", self.split_seed,
+               f"an integer from 0 to {MAX_SEED}")
 
 
 @dataclass
@@ -94,14 +101,21 @@ class TrainConfig:
     def validate(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, "an integer >= 1")
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
-        _check(self.lr > 0, "train.lr", self.lr, "a number > 0")
-        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
+        _check(math.isfinite(self.lr) and self.lr > 0, "train.lr", self.lr,
+               "a finite number > 0")
+        _check(math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+               "train.weight_decay", self.weight_decay, "a finite number >= 0")
         _check(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every,
                "an integer >= 0")
         _check(self.early_stopping >= 0, "train.early_stopping", self.early_stopping,
                "an integer >= 0")
         _check(self.log_every >= 1, "train.log_every", self.log_every, "an integer >= 1")
-        _check(self.threads >= 0, "train.threads", self.threads, "an integer >= 0")
+        _check(0 <= self.seed <= MAX_SEED, "train.seed", self.seed,
+               f"an integer from 0 to {MAX_SEED}")
+        cores = os.cpu_count() or 1
+        _check(0 <= self.threads <= 4 * cores, "train.threads", self.threads,
+               f"an integer from 0 to {4 * cores} (4 x the {cores} cores of this machine; "
+               "0: PyTorch's default)")
 
 
 @dataclass
@@ -195,6 +209,14 @@ class SweepConfig:
         if self.labels and len(self.labels) != len(self.values):
             raise ConfigError(f"[sweep] has {len(self.values)} values but "
                               f"{len(self.labels)} labels; give one label per value.")
+        # each label is the folder of its run inside the sweep's folder
+        try:
+            unique_names([self.label(i) for i in range(len(self.values))], "sweep label")
+        except ConfigError as e:
+            if self.labels:
+                raise
+            raise ConfigError(f"{e} The labels come from the values of {self.key}; give "
+                              "[sweep] labels = [...], one plain name per value.") from None
 
     def label(self, i: int) -> str:
         if self.labels:
@@ -251,6 +273,9 @@ def list_experiments() -> list[str]:
 
 def experiment_path(name_or_path: str | Path) -> Path:
     """Resolve an experiment name (``vae-mnist``) or a path to a TOML file."""
+    if not isinstance(name_or_path, str | Path):
+        raise ConfigError(f"An experiment is a name (see list_experiments()) or a .toml path, "
+                          f"got {name_or_path!r} ({type(name_or_path).__name__}).")
     p = Path(name_or_path)
     if p.suffix == ".toml":
         if not p.is_file():
@@ -307,17 +332,29 @@ def load_experiment(
 
 def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     """Build and validate an :class:`ExperimentConfig` from nested dicts (TOML/JSON)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"A config must be a table of sections ([experiment], [model], ...), "
+                          f"got {type(raw).__name__}.")
     raw = copy.deepcopy(raw)
     sections = ["experiment", "model", "data", "train", "eval", "reference", "sweep"]
     for key in raw:
         if key not in sections:
             raise ConfigError(_unknown_key_message(key, sections, "section"))
     exp = raw.get("experiment", {})
+    if not isinstance(exp, dict):
+        raise ConfigError(f"[experiment] must be a table of key = value, got {exp!r}.")
     meta = {"name": str, "description": str, "paper": str, "profile": str}
     for key in exp:
         if key not in meta:
             raise ConfigError(_unknown_key_message(f"experiment.{key}",
                                                    [f"experiment.{k}" for k in meta]))
+    for key, typ in meta.items():
+        if key in exp and not isinstance(exp[key], typ):
+            raise ConfigError(f"experiment.{key} must be a string, got {exp[key]!r}.")
+    # the name is a folder of --runs-dir: <runs-dir>/<name>/<timestamp>
+    safe_name(exp.get("name", "unnamed"), "experiment name")
+    if not isinstance(raw.get("model", {}), dict):
+        raise ConfigError(f"[model] must be a table of key = value, got {raw['model']!r}.")
     model_raw = dict(raw.get("model", {}))
     model_name = model_raw.pop("name", None)
     if model_name is None:
@@ -345,6 +382,9 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
         reference=dict(raw.get("reference", {})),
         sweep=sweep,
     )
+    shape = getattr(DATASETS[cfg.data.name], "image_shape", None)
+    if isinstance(shape, tuple):  # a data set whose shape is known without reading it
+        check_model_fits(model_cls, cfg.model, shape)
     return cfg
 
 
@@ -356,9 +396,14 @@ def _parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, 
         return {}
     if isinstance(overrides, dict):
         return dict(overrides)
+    if isinstance(overrides, str):  # one "key=value" given as a plain string
+        overrides = [overrides]
+    if not isinstance(overrides, list | tuple):
+        raise ConfigError(f"overrides must be a list of \"key=value\" strings or a dict, got "
+                          f"{overrides!r} ({type(overrides).__name__}).")
     out = {}
     for item in overrides:
-        if "=" not in item:
+        if not isinstance(item, str) or "=" not in item:
             raise ConfigError(
                 f"Override {item!r} is not of the form key=value "
                 "(for example --set train.epochs=5)."

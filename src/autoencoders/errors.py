@@ -28,3 +28,15 @@ class CheckpointError(UserError, ValueError):
 
 class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class RunInUseError(UserError, RuntimeError):
+    """Another process holds the run folder's lock (training, evaluating, ...)."""
+
+
+class TrainingInterrupted(UserError):
+    """Ctrl-C: a checkpoint was written; the message says how to resume."""
+
+
+class SiteError(UserError, ValueError):
+    """The results site cannot be built: no runs found, or an output folder to protect."""

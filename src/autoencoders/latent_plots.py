@@ -64,8 +64,8 @@ def plot_codes_pca(codes: np.ndarray, labels: np.ndarray, path: str | Path,
                    label=str(c), rasterized=True)
     ax.set_xlabel(f"PC 1 ({100 * frac[0]:.0f} % of variance)")
     ax.set_ylabel(f"PC 2 ({100 * frac[1]:.0f} % of variance)")
-    ax.set_title(title or "PCA of the test codes")
-    ax.legend(markerscale=4, fontsize=7, ncol=2, loc="best")
+    ax.set_title(title or "PCA of the test codes", fontsize=10)
+    ax.legend(markerscale=4, fontsize=8, ncol=2, loc="best")
     return save_figure(fig, path)
 
 
@@ -88,4 +88,15 @@ def fig_codes_pca(run, model, path):
     codes, y = _test_codes(run, model)
     if y is None:
         return None
-    return plot_codes_pca(codes, y, path, title=f"{run.config.name}: PCA of test codes")
+    return plot_codes_pca(codes, y, path, title=f"{run.config.name}: PCA of the test "
+                                                f"codes, {_codes_name(model)}")
+
+
+def _codes_name(model) -> str:
+    """What a model's codes are, for titles: a sweep's runs share an experiment name, so
+    the title must say which model's codes it shows."""
+    if "stick_weights" in model.capabilities:
+        return "SB-VAE expected stick weights"
+    if model.generative:
+        return f"{model.config.model_name} posterior means"
+    return f"{model.config.model_name} features"

@@ -25,12 +25,35 @@ from .models.estimators import average_loss_terms, iw_log_likelihood
 from .registry import EVALUATORS, FIGURES, require, require_all, resolve
 from .report import write_index, write_provenance, write_report, write_sweep_report
 from .results import write_seeds_report
-from .runs import Run, atomic_write_text
+from .runs import Run, atomic_write_text, holds_lock
+from .site import build_site
 from .tensorboard_log import log_figures
 from .train import create_run
 from .train import train as train_one
 
 
+def stopped_notice(run: Run, doing: str) -> dict[str, Any]:
+    """Say (one line on stderr) when ``run`` stopped before the end of its training, and
+    return what was trained, for eval.json / the export's metadata: ``trained_epochs``
+    (complete epochs of the last checkpoint), ``epochs`` (configured), ``finished``, and
+    ``checkpoint_epoch``: the epoch of the weights used (``best.safetensors`` when
+    ``eval.checkpoint = "best"`` and early stopping kept one, else the last checkpoint's)."""
+    prog = run.progress()
+    if prog is None:
+        return {}
+    best = run.best_epoch() if run.config.eval.checkpoint == "best" else None
+    which = f"its best checkpoint (epoch {best})" if best else "its last checkpoint"
+    note = run.stopped_note()
+    if note:
+        print(f"autoencoders: note: {note}: {doing} {which}.", file=sys.stderr)
+    out = {"trained_epochs": prog["epochs_done"], "epochs": prog["epochs"],
+           "finished": prog["finished"], "checkpoint_epoch": best or prog["epochs_done"]}
+    if prog["step_in_epoch"]:
+        out["trained_steps_into_next_epoch"] = prog["step_in_epoch"]
+    return out
+
+
+@holds_lock
 def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
     """Test-set numbers for a trained run; written to ``eval.json`` and returned.
 
@@ -49,6 +72,7 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
     model = run.load_model(cfg.eval.checkpoint)
     for name in cfg.eval.metrics:
         require(model, cfg.name, "evaluator", name, EVALUATORS[name].requires)
+    trained = stopped_notice(run, "evaluating")
     test = load_split(cfg, "test")
     torch.manual_seed(cfg.train.seed + 1)  # evaluation noise: fixed, separate from training
     terms = average_loss_terms(model, test.x, y=test.y)
@@ -72,11 +96,13 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
         t1 = time.perf_counter()
         out.update(resolve(EVALUATORS[name].target)(run, model))
         out[f"{name}_seconds"] = round(time.perf_counter() - t1, 2)
+    out.update(trained)
     out["eval_seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_text(run.path / "eval.json", json.dumps(out, indent=2))
     return out
 
 
+@holds_lock
 def plot(run: Run) -> list[Path]:
     """Draw the run's figures (``eval.figures``) into ``<run>/figures``.
 
@@ -127,6 +153,10 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
         ConfigError: a figure or evaluator needs a capability the model lacks (before
             anything is trained).
     """
+    if not isinstance(config, ExperimentConfig):
+        raise ConfigError(f"reproduce takes an ExperimentConfig, e.g. "
+                          f"reproduce(load_experiment(\"vae-mnist\")), got {config!r} "
+                          f"({type(config).__name__}).")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
         raise ConfigError(f"seeds = {seeds!r} is not valid: give an integer from 1 to 100 "
                           "(the number of training seeds, e.g. --seeds 3).")
@@ -146,13 +176,14 @@ def _reproduce_into(config: ExperimentConfig, path: Path | None, runs_dir: str,
         return _reproduce_sweep(config, runs_dir, progress, command, path)
     t0 = time.perf_counter()
     run = Run.create(config, runs_dir, path=path)
-    run.log_command(command)
-    run = train_stages(config, run, progress=progress)
-    evaluate(run, progress=progress)
-    plot(run)
-    wall = time.perf_counter() - t0
-    write_report(run, command=command, wall_seconds=wall)
-    write_provenance(run, command, wall, kind="single")
+    with run.lock():
+        run.log_command(command)
+        run = train_stages(config, run, progress=progress)
+        evaluate(run, progress=progress)
+        plot(run)
+        wall = time.perf_counter() - t0
+        write_report(run, command=command, wall_seconds=wall)
+        write_provenance(run, command, wall, kind="single")
     return run
 
 
@@ -160,6 +191,12 @@ def _reproduce_seeds(config: ExperimentConfig, runs_dir: str, progress: bool, co
                      seeds: int) -> Run:
     t0 = time.perf_counter()
     parent = Run.create(config, runs_dir)
+    with parent.lock():
+        return _run_seeds(config, parent, runs_dir, progress, command, seeds, t0)
+
+
+def _run_seeds(config: ExperimentConfig, parent: Run, runs_dir: str, progress: bool,
+               command: str, seeds: int, t0: float) -> Run:
     parent.log_command(command)
     children: list[tuple[str, Run]] = []
     for i in range(seeds):
@@ -230,7 +267,8 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
             _set_dotted(raw, key, value)
         stage_cfg = from_dict(raw)
         last = i == len(plan) - 1
-        stage_run = Run.create(stage_cfg, path=run.path if last else run.path / label)
+        stage_run = Run.create(stage_cfg, path=run.path if last else run.path / label,
+                               exist_ok=last)
         if progress:
             tqdm.write(f"--- stage {label}")
         train_one(stage_cfg, stage_run, progress=progress, **options)
@@ -272,6 +310,12 @@ def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
     t0 = time.perf_counter()
     plan = sweep_children(config)
     parent = Run.create(config, runs_dir, path=path)
+    with parent.lock():
+        return _run_sweep(config, plan, parent, progress, command, t0)
+
+
+def _run_sweep(config: ExperimentConfig, plan: list, parent: Run, progress: bool,
+               command: str, t0: float) -> Run:
     parent.log_command(command)
     children: list[tuple[str, Run]] = []
     for label, child_cfg, skipped in tqdm(plan,
@@ -334,4 +378,11 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
             tqdm.write(f"failed {name}: {e}")
         row["seconds"] = time.perf_counter() - t1
         results.append(row)
-    return write_index(runs_dir, results, profile, time.perf_counter() - t0)
+    index = write_index(runs_dir, results, profile, time.perf_counter() - t0)
+    done = [r["run"].path for r in results if r["status"] == "done"]
+    if done:  # the results site of these runs: <runs_dir>/site/index.html
+        try:
+            tqdm.write(f"site: {build_site(done, Path(runs_dir) / 'site', data_dir=data_dir)}")
+        except UserError as e:
+            tqdm.write(f"site not built: {e}")
+    return index

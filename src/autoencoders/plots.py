@@ -183,11 +183,29 @@ def plot_filters(model, path: str | Path, n: int = 100) -> Path | None:
     return save_grid(w, path, nrow=int(math.ceil(math.sqrt(w.shape[0]))))
 
 
+def caption_font(size: int):
+    """DejaVu Sans (shipped with matplotlib) at ``size`` pixels, for captions drawn with
+    Pillow; Pillow's built-in bitmap font only if that file cannot be read."""
+    from matplotlib import font_manager
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except OSError:
+        return ImageFont.load_default()
+
+
 def side_by_side(paths: list[Path], labels: list[str], out: str | Path,
-                 gap: int = 12) -> Path | None:
+                 gap: int | None = None) -> Path | None:
     """Paste existing PNGs left to right with a caption above each (a sweep's figures).
     Runs without the figure (it did not apply to their model) are left out; None if none
-    has it."""
+    has it.
+
+    Captions are DejaVu Sans at 5 % of the widest image's width (at least 16 px), so they
+    stay readable when the whole figure is scaled down to a page's width; the images are
+    separated by a white gap of half the caption size (at least 8 px) and each framed by a
+    2-px grey line, so neighbouring panels never merge.
+    """
     from PIL import ImageDraw
 
     kept = [(p, lbl) for p, lbl in zip(paths, labels, strict=True) if Path(p).is_file()]
@@ -195,15 +213,22 @@ def side_by_side(paths: list[Path], labels: list[str], out: str | Path,
         return None
     paths, labels = [p for p, _ in kept], [lbl for _, lbl in kept]
     images = [Image.open(p).convert("RGB") for p in paths]
-    caption = 16
-    width = sum(im.width for im in images) + gap * (len(images) - 1)
-    canvas = Image.new("RGB", (width, max(im.height for im in images) + caption), "white")
+    size = max(16, round(0.05 * max(im.width for im in images)))
+    font = caption_font(size)
+    gap = max(8, size // 2) if gap is None else gap
+    border = 2
+    caption = round(size * 1.5)
+    width = sum(im.width + 2 * border for im in images) + gap * (len(images) + 1)
+    height = max(im.height for im in images) + 2 * border + caption + gap
+    canvas = Image.new("RGB", (width, height), "white")
     draw_ = ImageDraw.Draw(canvas)
-    left = 0
+    left = gap
     for im, label in zip(images, labels, strict=True):
-        canvas.paste(im, (left, caption))
-        draw_.text((left + 2, 2), label, fill="black")
-        left += im.width + gap
+        draw_.rectangle([left, caption, left + im.width + 2 * border - 1,
+                         caption + im.height + 2 * border - 1], fill=(150, 150, 150))
+        canvas.paste(im, (left + border, caption + border))
+        draw_.text((left, (caption - size) // 2), label, fill="black", font=font)
+        left += im.width + 2 * border + gap
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from urllib.parse import quote
 
 from .provenance import commit_and_state, cpu_features, hardware, versions
 from .registry import FIGURES, MODELS, find_output
-from .runs import Run, atomic_write_text, headline
+from .runs import Run, atomic_write_text, headline, holds_lock
 
 
 def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
@@ -96,23 +97,48 @@ def training_summary(run: Run) -> list[str]:
     last = rows[-1]
     rate = last["samples"] / last["time"] if last.get("time") else float("nan")
     tc = run.config.train
+    n = last["epoch"]
     out = [
-        f"- {last['epoch']} epochs, {last['samples']:,} training samples, "
+        f"- {n} epoch{'' if n == 1 else 's'}, {last['samples']:,} training samples, "
         f"{last['time']:.0f} s of training ({rate:,.0f} samples/s); optimiser {tc.optimizer} "
         f"lr {tc.lr}, batch {tc.batch_size}, weight decay {tc.weight_decay}, seed {tc.seed}.",
     ]
     finals = ", ".join(f"{k} {v:.2f}" for k, v in headline(last).items())
     out.append(f"- last epoch: {finals}.")
+    note = run.stopped_note()
+    if note:
+        out.append(f"- **training did not finish**: {note.replace(f'{run.path} ', '', 1)}; "
+                   "the numbers are those of its last checkpoint.")
     return out
 
 
+def md_text(text: str) -> str:
+    """User text (an experiment's name, paper, description, a label) as Markdown that
+    cannot make HTML, links, code spans or table cells (emphasis marks are left alone)."""
+    out = str(text).replace("\\", "\\\\")
+    for c in "|[]`":
+        out = out.replace(c, "\\" + c)
+    return out.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def md_code(text: str) -> str:
+    """``text`` as an inline code span, whatever backticks it contains."""
+    text = str(text).replace("\n", " ")
+    if "`" not in text:
+        return f"`{text}`"
+    fence = "`" * (max(len(r) for r in re.findall("`+", text)) + 1)
+    return f"{fence} {text} {fence}"
+
+
+@holds_lock
 def write_report(run: Run, command: str = "", wall_seconds: float | None = None) -> Path:
     """Write ``<run>/report.md`` and return its path."""
     cfg = run.config
     ev = run.eval_results()
-    lines = [f"# {cfg.name}", "", f"**Paper:** {cfg.paper}  ", f"**Profile:** `{cfg.profile}`", ""]
+    lines = [f"# {md_text(cfg.name)}", "", f"**Paper:** {md_text(cfg.paper)}  ",
+             f"**Profile:** {md_code(cfg.profile)}", ""]
     if cfg.description:
-        lines += [cfg.description, ""]
+        lines += [md_text(cfg.description), ""]
     lines += ["## Numbers", "", *numbers_table(run), ""]
     if ev.get("eval_seconds") is not None:
         lines.append(f"Evaluation took {ev['eval_seconds']:.0f} s on {ev.get('n_test')} test "
@@ -132,15 +158,16 @@ def write_report(run: Run, command: str = "", wall_seconds: float | None = None)
     return path
 
 
+@holds_lock
 def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: str = "",
                        wall_seconds: float | None = None) -> Path:
     """One report for a sweep: a row per run with our numbers and the paper's beside them,
     the overlaid curves, and links to each run's own report."""
     cfg = parent.config
-    lines = [f"# {cfg.name}", "", f"**Paper:** {cfg.paper}  ", f"**Profile:** `{cfg.profile}`",
-             ""]
+    lines = [f"# {md_text(cfg.name)}", "", f"**Paper:** {md_text(cfg.paper)}  ",
+             f"**Profile:** {md_code(cfg.profile)}", ""]
     if cfg.description:
-        lines += [cfg.description, ""]
+        lines += [md_text(cfg.description), ""]
     evals = [(label, child.eval_results(), child.config.reference) for label, child in children]
     classes = [MODELS[child.config.model_name] for _, child in children]
     keys, labels = table_keys(classes, [ev for _, ev, _ in evals], [ref for *_, ref in evals])
@@ -158,7 +185,8 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
         budget = (f"{rows[-1]['epoch']} epochs, {rows[-1]['samples']:,} samples"
                   if rows else "—")
         link = f"{quote(label)}/report.md"  # spaces as %20: still a link once prefixed
-        lines.append(f"| [{label}]({link}) | {' | '.join(cells)} | {budget} | {_fmt(t)} |")
+        lines.append(f"| [{md_text(label)}]({link}) | {' | '.join(cells)} | {budget} | "
+                     f"{_fmt(t)} |")
     sources = sorted({_ref(e)[1] for _, _, ref in evals for e in ref.values() if _ref(e)[1]})
     if sources:
         lines += ["", "Paper's numbers: " + "; ".join(sources) + "."]
@@ -171,8 +199,9 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
         lines += [f"![{f.stem}](figures/{f.name})", ""]
     for label, child in children:  # each run's latent traversals, when drawn
         if (child.path / "figures" / "traversals.png").is_file():
-            lines += [f"**traversals, {label}**", "",
-                      f"![traversals {label}]({quote(label)}/figures/traversals.png)", ""]
+            lines += [f"**traversals, {md_text(label)}**", "",
+                      f"![traversals {md_text(label)}]({quote(label)}/figures/traversals.png)",
+                      ""]
     lines += _provenance(command, wall_seconds, parent)
     path = parent.path / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
@@ -190,7 +219,7 @@ def _baselines_table(evals: list[tuple[str, dict, dict]]) -> list[str]:
             if not key.startswith("baseline/"):
                 continue
             _, name, metric = key.split("/", 2)
-            row = f"untrained network of {label}" if name == "untrained" else name
+            row = f"untrained network of {md_text(label)}" if name == "untrained" else name
             rows.setdefault(row, {})[metric] = value
     if not rows:
         return []
@@ -205,15 +234,15 @@ def _baselines_table(evals: list[tuple[str, dict, dict]]) -> list[str]:
 def _provenance(command: str, wall_seconds: float | None, run: Run) -> list[str]:
     out = ["## Provenance", ""]
     if command:
-        out.append(f"- command: `{command}`")
+        out.append(f"- command: {md_code(command)}")
     history = run.commands()
     if history and (len(history) > 1 or not command):
         out.append("- commands run on this folder:")
-        out += [f"  - `{line}`" for line in history]
+        out += [f"  - {md_code(line)}" for line in history]
     if wall_seconds is not None:
         out.append(f"- wall time (train + evaluate + plot): {wall_seconds:.0f} s")
     out += [f"- hardware: {hardware()}", f"- versions: {versions()}",
-            f"- run folder: `{run.path}`", ""]
+            f"- run folder: {md_code(run.path)}", ""]
     return out
 
 
@@ -237,11 +266,11 @@ def write_index(runs_dir: str | Path, results: list[dict[str, Any]],
     for r in results:
         papers.setdefault(r["paper"] or "other", []).append(r)
     for paper, rows in papers.items():
-        lines += [f"## {paper}", ""]
+        lines += [f"## {md_text(paper)}", ""]
         for r in rows:
-            lines += [f"### {r['name']}", ""]
+            lines += [f"### {md_text(r['name'])}", ""]
             if r.get("description"):
-                lines += [r["description"], ""]
+                lines += [md_text(r["description"]), ""]
             if r["status"] != "done":
                 lines += [f"**{r['status']}**: {r.get('reason', '')}", ""]
                 continue

@@ -132,14 +132,23 @@ def paper_values(run: Run, label: str) -> dict[str, Any]:
 
 
 def _budget(run: Run) -> dict[str, Any]:
+    """What the run trained: epochs and samples of its last stage, and of each earlier
+    stage of a staged model (the stacked DAE's pre-training runs, ``<run>/<stage>/``)."""
     rows = run.metrics()
     tc = run.config.train
     last = rows[-1] if rows else {}
+    stages = []
+    for sub in sorted(p for p in run.path.iterdir() if (p / "metrics.jsonl").is_file()
+                      and (p / "config.json").is_file()):
+        sub_rows = Run.load(sub).metrics()
+        if sub_rows:
+            stages.append({"stage": sub.name, "epochs": sub_rows[-1].get("epoch", 0),
+                           "samples": sub_rows[-1].get("samples", 0)})
     return {
         "epochs": last.get("epoch", 0), "epochs_planned": tc.epochs,
         "samples": last.get("samples", 0), "train_seconds": round(last.get("time", 0.0), 1),
         "optimizer": tc.optimizer, "lr": tc.lr, "batch_size": tc.batch_size,
-        "early_stopping": tc.early_stopping,
+        "early_stopping": tc.early_stopping, "stages": stages,
     }
 
 
@@ -238,6 +247,9 @@ def _budget_text(b: dict[str, Any]) -> str:
     text = f"{b['epochs']} epochs, {b['samples']:,} samples"
     if b.get("early_stopping"):
         text += f", early stopping (patience {b['early_stopping']})"
+    if b.get("stages"):
+        text += " after " + ", ".join(f"{st['stage']} {st['epochs']} epochs" for st in
+                                      b["stages"])
     return text
 
 
@@ -273,7 +285,8 @@ def markdown(rep: Reproduction) -> str:
                      f", git {p.get('commit') or '?'}.  ")
     if p.get("hardware"):
         feats = f" ({p['cpu_features']})" if p.get("cpu_features") else ""
-        lines.append(f"Machine: {p['hardware']}{feats}; {p.get('versions', '')}.")
+        machine = re.sub(r", torch threads \d+", "", p["hardware"])  # the command sets them
+        lines.append(f"Machine: {machine}{feats}; {p.get('versions', '')}.")
     return "\n".join(lines)
 
 
@@ -339,18 +352,28 @@ def summary(reps: dict[str, Reproduction]) -> str:
                                                   else " (unconfirmed)"))
         if not ours:
             continue
-        paper = rep.paper.split(",")[0]
+        paper = _short_paper(rep.paper)
         command = rep.provenance.get("command", "")
         lines.append(f"| {_cell(paper)} | `{_cell(command)}` | {'<br>'.join(map(_cell, ours))}"
                      f" | {'<br>'.join(map(_cell, theirs))} |")
     return "\n".join(lines)
 
 
+def _short_paper(paper: str) -> str:
+    """"A, B & C, Title, VENUE YEAR" -> "A et al. (VENUE YEAR)"; two authors stay two."""
+    parts = [x.strip() for x in paper.split(",")]
+    authors = parts[0]
+    if len(parts) > 2 and "&" not in authors and "et al" not in authors:  # "Vincent, L..."
+        authors = f"{authors} et al."
+    return f"{authors} ({parts[-1]})" if len(parts) > 1 else authors
+
+
 def update(files: list[str | Path], archive_dir: str | Path, check: bool = False) -> list[Path]:
     """Rewrite the generated blocks of ``files`` from ``archive_dir``; return the files that
-    changed (with ``check``, change nothing and only report them)."""
+    changed (with ``check``, change nothing and only report them). Every file is rendered
+    before any is written, so an error leaves all of them as they were."""
     reps = load_archives(archive_dir)
-    changed = []
+    changed, rendered = [], []
     for f in map(Path, files):
         try:
             text = f.read_text()
@@ -373,8 +396,10 @@ def update(files: list[str | Path], archive_dir: str | Path, check: bool = False
         new = BLOCK.sub(block, text)
         if new != text:
             changed.append(f)
-            if not check:
-                atomic_write_text(f, new)
+            rendered.append((f, new))
+    if not check:
+        for f, new in rendered:
+            atomic_write_text(f, new)
     return changed
 
 

@@ -24,7 +24,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -36,7 +36,7 @@ from . import distributed, tensorboard_log
 from .config import ExperimentConfig
 from .data import ImageData
 from .data.load import load_split
-from .errors import TrainingDiverged, UserError
+from .errors import RunInUseError, TrainingDiverged, TrainingInterrupted, UserError
 from .models import build_model
 from .models.base import Loss
 from .models.estimators import average_loss_terms
@@ -153,12 +153,43 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
         >>> run = train(cfg)                                                 # doctest: +SKIP
     """
+    if not isinstance(config, ExperimentConfig):
+        raise UserError(f"train takes an ExperimentConfig, e.g. "
+                        f"train(load_experiment(\"vae-mnist\")), got {config!r} "
+                        f"({type(config).__name__}).")
+    if resume:
+        check_resumable(run)
     threads = torch.get_num_threads()
+    made: dict[str, Run] = {"run": run} if run is not None else {}
     try:
-        return _train(config, run, runs_dir=runs_dir, resume=resume, progress=progress,
-                      log_epochs=log_epochs, stop_after_steps=stop_after_steps)
+        with ExitStack() as stack:  # holds the run's lock until the failure is marked
+            try:
+                return _train(config, run, runs_dir=runs_dir, resume=resume,
+                              progress=progress, log_epochs=log_epochs,
+                              stop_after_steps=stop_after_steps, stack=stack, made=made)
+            except (UserError, OSError, RuntimeError) as e:
+                # the folder stays, marked, so `autoencoders runs` tells why it has no results
+                failed = made.get("run")
+                if (failed is not None and distributed.is_main()
+                        and not failed.has_checkpoint()
+                        and not isinstance(e, TrainingInterrupted | RunInUseError)):
+                    failed.mark_failed(str(e).splitlines()[0] if str(e) else type(e).__name__)
+                raise
     finally:  # train.threads is process-wide in torch: do not leak it to the next run
         torch.set_num_threads(threads)
+
+
+def check_resumable(run: Run | None) -> None:
+    """Raise a UserError unless ``run`` is one run folder that ``--resume`` can continue."""
+    if run is None:
+        raise UserError("train(..., resume=True) needs the run folder to resume: "
+                        "train(run.config, run, resume=True).")
+    if run.config.sweep is not None and run.config.sweep.values:
+        children = sorted(p.name for p in run.path.iterdir() if (p / "config.json").is_file())
+        raise UserError(
+            f"{run.path} is the folder of a sweep over {run.config.sweep.key}, not one run: "
+            f"resume one of its runs instead ({', '.join(children) or 'none was made'}), e.g. "
+            f"`autoencoders train --resume {run.path / (children[0] if children else 'LABEL')}`.")
 
 
 @dataclass
@@ -242,15 +273,23 @@ class _Session:
 
 
 def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: bool,
-           progress: bool, log_epochs: bool, stop_after_steps: int) -> Run:
+           progress: bool, log_epochs: bool, stop_after_steps: int, stack: ExitStack,
+           made: dict[str, Run]) -> Run:
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
     rank, world = distributed.setup(tc.device)
+    if run is not None and rank == 0:  # one process per run folder (rank 0 writes it)
+        stack.enter_context(run.lock())
+        run.clear_status()
     if tc.tensorboard:
         tensorboard_log.require()  # before any run folder is made
     s, state = _setup(config, run, runs_dir, rank, world, progress, log_epochs,
                       stop_after_steps)
+    if run is None:  # _setup made it, once the data and the model were ready
+        made["run"] = s.run
+        if rank == 0:
+            stack.enter_context(s.run.lock())
     resumed = resume and s.run.has_checkpoint()
     if resumed:
         weights, saved = s.run.load_checkpoint()
@@ -373,12 +412,17 @@ def train_step(s: _Session, state: TrainState, b: int) -> None:
     if not bool(torch.isfinite(terms).all()):
         shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(s.term_names, terms.tolist(),
                                                          strict=True))
+        if s.run.has_checkpoint():
+            kept = (f"the last good checkpoint in {s.run.ckpt_dir} is kept. Try a smaller "
+                    f"train.lr (now {tc.lr}) or another train.seed in a new run; resuming "
+                    "repeats the same steps and diverges again")
+        else:
+            kept = ("no checkpoint had been written yet, so there is nothing to resume. Start "
+                    f"a new run with a smaller train.lr (now {tc.lr}) or another train.seed")
         raise TrainingDiverged(
             f"Training diverged at epoch {state.epoch + 1}, step {b + 1} of that epoch "
             f"(global step {state.global_step + 1}): {shown}. The bad step was not "
-            f"applied; the last good checkpoint in {s.run.ckpt_dir} is kept. Try a "
-            f"smaller train.lr (now {tc.lr}) or another train.seed, then start a "
-            f"new run or resume with `autoencoders train --resume {s.run.path}`."
+            f"applied; {kept}."
         )
     state.optimizer.zero_grad(set_to_none=True)
     out.total.backward()
@@ -494,7 +538,7 @@ def create_run(config: ExperimentConfig, runs_dir: str = "runs") -> Run:
 
 def _stopped(run: Run, interrupted: bool) -> Run:
     if interrupted:
-        raise UserError(
+        raise TrainingInterrupted(
             f"Interrupted. A checkpoint was written; continue exactly where this stopped "
             f"with: autoencoders train --resume {run.path}"
         )

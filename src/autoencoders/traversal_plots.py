@@ -44,27 +44,54 @@ def traversal_images(model, seeds: torch.Tensor, order: np.ndarray, n_steps: int
 
 def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: str | Path,
                     n_steps: int = 10, limit: float = 3.0, max_rows: int = 10) -> Path:
-    """One row per latent (sorted by KL, highest first, at most ``max_rows``), the seeds
-    side by side; each row is labelled with its latent index and KL in nats."""
+    """One row per latent (sorted by KL, highest first, at most ``max_rows``), one panel
+    per seed image side by side.
+
+    Each row is labelled with its latent index and KL in nats, each panel with its seed
+    ("test image 1", ...), and the x axis with the latent's value at the panel's first and
+    last columns (-3 ... +3), in type that grows with the figure's width. Tiles are
+    separated by 2 grid pixels and the figure never shows fewer than one screen pixel per
+    grid pixel, so rows stay apart.
+    """
     kl = model.kl_per_dim(x_for_kl).numpy()
     order = np.argsort(-kl)[:max_rows]
     imgs = traversal_images(model, seeds, order, n_steps, limit)  # (R, S, T, C, H, W)
     n_rows, n_seeds = imgs.shape[:2]
+    tile_h, tile_w = imgs.shape[-2:]
+    pad = 2
     blank = torch.ones(n_rows, n_seeds, 1, *imgs.shape[3:])
     tiles = torch.cat([imgs, blank], dim=2)  # a blank tile after each seed's steps
     tiles = tiles.reshape(n_rows, -1, *imgs.shape[3:])[:, :-1]  # (R, S*(T+1)-1, C, H, W)
-    grid = image_grid(tiles.reshape(-1, *imgs.shape[3:]), nrow=tiles.shape[1])
+    grid = image_grid(tiles.reshape(-1, *imgs.shape[3:]), nrow=tiles.shape[1], pad=pad)
     plt = pyplot()
     h, w = grid.shape[:2]
-    inch = min(1 / 60, 14 / w)  # inches per grid pixel, at most 14 inches of images wide
-    fig, ax = plt.subplots(figsize=(1.6 + w * inch, 0.6 + h * inch), dpi=110)
+    dpi = 110
+    inch = max(1 / dpi, min(1 / 55, 14 / w))  # >= 1 screen pixel per grid pixel
+    fig_w = 2.0 + w * inch
+    fs = max(9.0, 0.8 * fig_w)  # points: text keeps its size when the figure is fitted
+    fig, ax = plt.subplots(figsize=(fig_w + fs / 7, 1.0 + h * inch + fs / 12), dpi=dpi)
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    tile_h = imgs.shape[-2] + 1
-    ax.set_yticks([1 + tile_h * (r + 0.5) for r in range(n_rows)])
-    ax.set_yticklabels([f"z{int(d)}  KL {kl[d]:.2f}" for d in order], fontsize=7)
-    ax.set_xticks([])
-    ax.set_title(f"latent traversals over [-{limit:g}, {limit:g}], rows sorted by KL (nats)",
-                 fontsize=8)
+    step_h, step_w = tile_h + pad, tile_w + pad
+    ax.set_yticks([pad + step_h * r + tile_h / 2 for r in range(n_rows)])
+    ax.set_yticklabels([f"z{int(d)}  KL {kl[d]:.2f}" for d in order], fontsize=fs)
+    values = np.linspace(-limit, limit, n_steps)
+    ticks, labels = [], []
+    for s in range(n_seeds):
+        first = s * (n_steps + 1)  # column of the panel's first step
+        for t in (0, n_steps - 1):
+            ticks.append(pad + step_w * (first + t) + tile_w / 2)
+            labels.append(f"{values[t]:+g}")
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(labels, fontsize=fs)
+    ax.set_xlabel(f"value of the row's latent, from -{limit:g} to +{limit:g} "
+                  "(the other latents stay at the test image's code)", fontsize=fs)
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([pad + step_w * (s * (n_steps + 1) + n_steps / 2) - pad / 2
+                    for s in range(n_seeds)])
+    top.set_xticklabels([f"test image {s + 1}" for s in range(n_seeds)], fontsize=fs)
+    top.tick_params(length=0)
+    ax.set_title("latent traversals, rows sorted by KL (nats), highest first",
+                 fontsize=1.15 * fs)
     return save_figure(fig, path)
 
 

@@ -78,7 +78,12 @@ def read_attributes(path: str | Path) -> tuple[list[str], list[str], np.ndarray]
     Returns:
         file names, attribute names, attributes ``(N, 40)`` int8 in {-1, 1}.
     """
-    lines = Path(path).read_text().split("\n")
+    try:
+        lines = Path(path).read_bytes().decode("utf-8").split("\n")
+    except UnicodeDecodeError as err:
+        raise DataCorruptError(f"{path} is not a CelebA attribute file (not UTF-8 text: "
+                               f"{err.reason} at byte {err.start}). Download it again "
+                               "(`autoencoders data fetch celeba`).") from None
     try:
         count = int(lines[0].strip())
         names = lines[1].split()
@@ -97,13 +102,18 @@ def preprocess(path: Path) -> np.ndarray:
     """One JPEG -> ``(64, 64, 3)`` uint8: central 148 x 148 crop, bilinear resize."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        w, h = img.size
-        left, top = (w - CROP) // 2, (h - CROP) // 2
-        img = img.crop((left, top, left + CROP, top + CROP))
-        img = img.resize((SIZE, SIZE), Image.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            w, h = img.size
+            left, top = (w - CROP) // 2, (h - CROP) // 2
+            img = img.crop((left, top, left + CROP, top + CROP))
+            img = img.resize((SIZE, SIZE), Image.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's decode errors
+        raise DataCorruptError(f"CelebA image {path} cannot be decoded ({err}); the file is "
+                               "damaged. Replace it with the original from the CelebA "
+                               "archive (img_align_celeba.zip), then retry.") from None
 
 
 def load_images(data_dir=None) -> tuple[np.ndarray, list[str], Path]:
@@ -132,6 +142,8 @@ def load_images(data_dir=None) -> tuple[np.ndarray, list[str], Path]:
     try:
         images = cached_uint8(_cache_dir() / name, (len(paths), SIZE, SIZE, 3), decode_into,
                               "celeba")
+    except DataCorruptError:
+        raise
     except UserError:  # an unwritable cache only costs a decode into RAM
         images = np.stack([preprocess(p) for p in paths])  # (N, 64, 64, 3)
         images.flags.writeable = False
@@ -190,8 +202,13 @@ class CelebA:
             if valid_size or test_size:
                 raise ConfigError(f"{partition} gives the official split; set "
                                   "data.valid_size = 0 and data.test_size = 0.")
-            part = dict(line.split() for line in partition.read_text().splitlines()
-                        if line.strip())
+            try:
+                part = dict(line.split() for line in
+                            partition.read_bytes().decode("utf-8").splitlines()
+                            if line.strip())
+            except (UnicodeDecodeError, ValueError) as err:
+                raise DataCorruptError(f"{partition} is not a CelebA partition file ({err}); "
+                                       "download it again or delete it.") from None
             code = {"train": "0", "valid": "1", "test": "2"}[split]
             chosen = np.array([i for i, f in enumerate(files) if part.get(f) == code],
                               np.int64)

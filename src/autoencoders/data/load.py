@@ -5,6 +5,7 @@ The one place the trainer, evaluation and the figures get their data from.
 
 from __future__ import annotations
 
+from ..errors import UserError
 from . import ImageData, StreamedImages, get
 
 
@@ -23,10 +24,19 @@ def load_split(config, split: str, device: str = "cpu", stream: bool = False) ->
     """
     d = config.data
     storage = d.storage if stream or d.storage == "memory" else "auto"
-    data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
-               test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
-               download=d.download, size=d.size,
-               first=d.train_size if split == "train" else 0, storage=storage)
+    try:
+        data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
+                   test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
+                   download=d.download, size=d.size,
+                   first=d.train_size if split == "train" else 0, storage=storage)
+    except UserError:
+        raise
+    except OSError as e:  # permissions, a folder where a file should be, an I/O error
+        where = e.filename or (d.data_dir or "the data folder")
+        raise UserError(
+            f"Cannot read {where} for {d.name!r}: {e.strerror or e}. Make it a readable file "
+            f"(check its permissions, e.g. `ls -l {where}`), or point --data-dir at a "
+            "folder whose files you can read.") from None
     if not stream and isinstance(data.x, StreamedImages):
         data.x = data.x[:]  # the caller wants a tensor: read every row once
     data.x = data.x.to(device)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ..checks import _check_choice, build_dataclass
 from ..errors import ConfigError
+from ..limits import check_image_shape, check_model_fits
 from .base import Autoencoder, LatentVariableModel, Loss, check_contract
 from .betavae import BetaVAE
 from .dae import DenoisingAE
@@ -54,8 +55,12 @@ def register_model(cls: type[Autoencoder]) -> type[Autoencoder]:
 
 
 def build_model(config, image_shape: tuple[int, int, int]) -> Autoencoder:
-    """Instantiate the model a config dataclass describes."""
-    return MODELS[type(config).model_name](config, image_shape)
+    """Instantiate the model a config dataclass describes.
+
+    Raises:
+        ConfigError: ``image_shape`` is not ``(C, H, W)`` of positive integers.
+    """
+    return MODELS[type(config).model_name](config, check_image_shape(image_shape))
 
 
 def get(name: str) -> Callable[..., Autoencoder]:
@@ -72,7 +77,10 @@ def get(name: str) -> Callable[..., Autoencoder]:
     cls = MODELS[name]
 
     def build(image_shape: tuple[int, int, int] = (1, 28, 28), **fields) -> Autoencoder:
-        return cls(build_dataclass(cls.Config, fields, "model"), tuple(image_shape))
+        config = build_dataclass(cls.Config, fields, "model")
+        image_shape = check_image_shape(image_shape)
+        check_model_fits(cls, config, image_shape)
+        return cls(config, image_shape)
 
     build.__doc__ = f"Build a {cls.__name__}; fields of {cls.Config.__name__} as keywords."
     return build
