@@ -28,7 +28,7 @@ from .results import write_seeds_report
 from .runs import Run, atomic_write_text, holds_lock
 from .site import build_site
 from .tensorboard_log import log_figures
-from .train import create_run
+from .train import create_run, require_config
 from .train import train as train_one
 
 
@@ -238,6 +238,7 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
         >>> run = train(cfg)                                                 # doctest: +SKIP
     """
+    require_config(config)
     plan = MODELS[config.model_name].stages(config.model)
     if resume or (len(plan) == 1 and not plan[0][1]):
         return train_one(config, run, runs_dir=runs_dir, resume=resume, progress=progress,

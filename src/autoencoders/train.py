@@ -153,10 +153,7 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
         >>> run = train(cfg)                                                 # doctest: +SKIP
     """
-    if not isinstance(config, ExperimentConfig):
-        raise UserError(f"train takes an ExperimentConfig, e.g. "
-                        f"train(load_experiment(\"vae-mnist\")), got {config!r} "
-                        f"({type(config).__name__}).")
+    require_config(config)
     if resume:
         check_resumable(run)
     threads = torch.get_num_threads()
@@ -177,6 +174,14 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
                 raise
     finally:  # train.threads is process-wide in torch: do not leak it to the next run
         torch.set_num_threads(threads)
+
+
+def require_config(config: Any, what: str = "train") -> None:
+    """Raise a UserError unless ``config`` is an :class:`ExperimentConfig`."""
+    if not isinstance(config, ExperimentConfig):
+        raise UserError(f"{what} takes an ExperimentConfig, e.g. "
+                        f"{what}(load_experiment(\"vae-mnist\")), got {config!r} "
+                        f"({type(config).__name__}).")
 
 
 def check_resumable(run: Run | None) -> None:
