@@ -61,7 +61,7 @@ def iw_log_likelihood(
                leave=False)
     for start in range(0, n, n_examples):
         xb = x[start:start + n_examples]
-        acc = torch.full((xb.shape[0],), -math.inf, dtype=torch.float64)
+        acc = torch.full((xb.shape[0],), -math.inf, dtype=torch.float64, device=xb.device)
         done = 0
         while done < n_samples:
             s = min(per_pass, n_samples - done)
