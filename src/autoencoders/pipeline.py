@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from . import config as configs  # module attributes: list and load experiments as patched
 from . import plots
-from .config import ExperimentConfig, _set_dotted, from_dict, list_experiments, load_experiment
+from .config import ExperimentConfig, _set_dotted, from_dict
 from .data.load import load_split
 from .errors import ConfigError, DataMissingError, UserError
 from .models import MODELS
@@ -357,9 +358,9 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
     """
     t0 = time.perf_counter()
     results = []
-    for name in list_experiments():
+    for name in configs.list_experiments():
         overrides = [f'data.data_dir="{data_dir}"'] if data_dir else []
-        cfg = load_experiment(name, profile, overrides)
+        cfg = configs.load_experiment(name, profile, overrides)
         row = {"name": name, "paper": cfg.paper, "description": cfg.description}
         t1 = time.perf_counter()
         try:
