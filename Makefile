@@ -10,15 +10,28 @@ BIN    := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# torch first: a wheel already on this machine (pip's find-links; torch's own dependencies
+# then come with the package) if there is one, else the CPU build from PyTorch's CPU index
+# (a few hundred MB, not the multi-GB CUDA build), or, with an NVIDIA GPU (nvidia-smi
+# present), the default build from PyPI, which has CUDA.
+# Override with `make install TORCH_INDEX=https://download.pytorch.org/whl/cu126`.
+TORCH       ?= 2.13.0
+TORCH_INDEX ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,https://download.pytorch.org/whl/cpu)
+
 install: $(BIN)/python
-	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-index --no-deps "torch==$(TORCH)" 2>/dev/null || \
+	  $(BIN)/pip install --quiet "torch==$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 
 # Data: $$AUTOENCODERS_DATA if set, else ../shared/data when it sits beside the repo,
 # else the user cache (downloaded there on first use).
 DATA_DIR ?= $(or $(AUTOENCODERS_DATA),$(wildcard ../shared/data))
 
-demo: install
+# the demo needs the package only, not the test tools
+demo: $(BIN)/python
+	$(BIN)/pip install --quiet --no-index --no-deps "torch==$(TORCH)" 2>/dev/null || \
+	  $(BIN)/pip install --quiet "torch==$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install --quiet -c constraints.txt .
 	$(BIN)/autoencoders reproduce vae-mnist --profile quick $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 test: install
@@ -28,7 +41,8 @@ test: install
 BENCH_VENV ?= .venv-bench
 bench:
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet "torch==2.13.0"
+	$(BENCH_VENV)/bin/pip install --quiet --no-index --no-deps "torch==$(TORCH)" 2>/dev/null || \
+	  $(BENCH_VENV)/bin/pip install --quiet "torch==$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BENCH_VENV)/bin/pip install --quiet pythae==0.1.2 -e .
 	$(BENCH_VENV)/bin/python benchmarks/all.py $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 

@@ -116,3 +116,19 @@ def test_baselines_table_averages_each_representation_over_runs():
     assert "| PCA of the pixels, as many components as latents | 51.00 |" in table
     assert "| the model's network at its initial weights | 20.50 |" in table
     assert table.index("PCA") < table.index("initial weights")  # a fixed, readable order
+
+
+def test_an_unfinished_seed_group_says_how_many_seeds_finished(seeded_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(seeded_run.path, copy)
+    (copy / "provenance.json").unlink()  # as while the command still runs
+    shutil.rmtree(copy / "seed1")
+    (copy / "commands.log").write_text("autoencoders reproduce vae-mnist --seeds 3\n")
+    rep = results.collect(copy)
+    assert [r.seed for r in rep.records] == [0]
+    assert "1 of the 3 seeds this command trains had finished" in results.markdown(rep)
+    (copy / "seed0" / "provenance.json").unlink()
+    with pytest.raises(UserError, match="No seed .* has finished yet"):
+        results.collect(copy)

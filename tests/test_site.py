@@ -105,6 +105,13 @@ def site(runs, tmp_path_factory):
     return out
 
 
+def _sources(page: str) -> list[str]:
+    """The files a page's ``src`` attributes point at (URL-decoded, as a browser does)."""
+    from urllib.parse import unquote
+
+    return [unquote(s.split('"')[0]) for s in page.split('src="')[1:]]
+
+
 def _explorer_data(site, slug):
     text = (site / "data" / f"{slug}.js").read_text()
     prefix = f"AE.register({json.dumps(slug)},"
@@ -123,7 +130,7 @@ def test_site_has_every_page_figure_and_explorer(runs, site):
         assert f'href="{slug}/index.html"' in index
         page = (site / slug / "index.html").read_text()
         assert "<h2>Provenance</h2>" in page and "command" in page
-        for src in [s.split('"')[0] for s in page.split('src="')[1:]]:
+        for src in _sources(page):
             assert (site / slug / src).is_file(), src  # every image and script resolves
     dae = (site / "dae-filters" / "index.html").read_text()
     assert "Explore the latent space" not in dae and "<script" not in dae
@@ -149,7 +156,8 @@ def test_user_text_is_escaped(site):
 def test_a_sweeps_page_keeps_to_its_decoder_budget(tmp_path, monkeypatch):
     import autoencoders.site as site_module
 
-    cfg = load_experiment("vae-frey-nz-sweep", "quick", [*TINY, "model.hidden=20"])
+    cfg = load_experiment("vae-frey-nz-sweep", "quick", [*TINY, "model.hidden=20",
+                                                          'eval.figures=["traversals"]'])
     parent = reproduce(cfg, runs_dir=str(tmp_path / "runs"), progress=False)
     children = [Run.load(p.parent) for p in sorted(parent.path.glob("*/config.json"))]
     sizes = {c.config.model.latent_dim: ex.live_params(c.load_model()) for c in children}
@@ -162,6 +170,9 @@ def test_a_sweeps_page_keeps_to_its_decoder_budget(tmp_path, monkeypatch):
     page = (out / "vae-frey-nz-sweep" / "index.html").read_text()
     for label in ("N_z=2", "N_z=5", "N_z=10", "N_z=20"):
         assert f"<h3>{label}</h3>" in page
+        assert f"figures/{label.replace('=', '%3D')}/traversals.png" in page
+    for src in _sources(page):  # labels in paths are URL-encoded and resolve
+        assert (out / "vae-frey-nz-sweep" / src).is_file(), src
 
 
 def test_report_parsing_and_card_rows():

@@ -5,23 +5,72 @@ Example:
     >>> cfg = ae.load_experiment("vae-mnist", profile="quick")   # doctest: +SKIP
     >>> run = ae.train(cfg)                                      # doctest: +SKIP
     >>> ae.evaluate(run)["test/log_px"]                          # doctest: +SKIP
+
+The names below are imported on first use (PEP 562), so ``import autoencoders`` and the
+``autoencoders --help`` command start without loading PyTorch.
 """
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
-from . import data as datasets  # noqa: E402
-from . import models  # noqa: E402
-from .config import ExperimentConfig, list_experiments, load_experiment  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .pipeline import evaluate, plot, reproduce, train  # noqa: E402
-from .pretrained import pretrained, pretrained_names  # noqa: E402
-from .registry import MODELS, register_model  # noqa: E402
-from .runs import Run  # noqa: E402
+# public name -> (module, attribute); None: the module itself
+_LAZY = {
+    "datasets": ("data", None),
+    "models": ("models", None),
+    "ExperimentConfig": ("config", "ExperimentConfig"),
+    "list_experiments": ("config", "list_experiments"),
+    "load_experiment": ("config", "load_experiment"),
+    "UserError": ("errors", "UserError"),
+    "evaluate": ("pipeline", "evaluate"),
+    "plot": ("pipeline", "plot"),
+    "reproduce": ("pipeline", "reproduce"),
+    "pretrained": ("pretrained", "pretrained"),
+    "pretrained_names": ("pretrained", "pretrained_names"),
+    "MODELS": ("registry", "MODELS"),
+    "register_model": ("registry", "register_model"),
+    "Run": ("runs", "Run"),
+    # as the CLI trains: in the model's stages (the stacked DAE pre-trains layer by layer)
+    "train": ("pipeline", "train"),
+}
 
 
-def load_run(path) -> Run:
+# functions named like their module: ``ae.train`` is the function, as it always was, even
+# after ``import autoencoders.train`` (which would otherwise bind the submodule here)
+_SHADOWED = ("train", "pretrained")
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name, value):
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return  # the submodule stays in sys.modules
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'autoencoders' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    obj = importlib.import_module(f".{module}", __name__)
+    value = obj if attr is None else getattr(obj, attr)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+def load_run(path):
     """Open a run folder: ``ae.load_run("runs/vae-mnist/2026...").load_model()``."""
-    return Run.load(path)
+    return __getattr__("Run").load(path)
 
 
 __all__ = [

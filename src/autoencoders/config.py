@@ -27,10 +27,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from .checks import _check_choice, _closest, _unknown_key_message, build_dataclass
 from .data import DATASETS
+from .devices import check_device
 from .errors import ConfigError
 from .limits import check_model_fits
 from .names import safe_name, unique_names
@@ -49,7 +53,8 @@ class DataConfig:
     valid_size: int = 10000  # carved from the official train split with split_seed
     test_size: int = 0  # only for datasets without an official test split (Frey Face)
     train_size: int = 0  # use only the first N training examples (0: all); for quick runs
-    # datasets too large to hold or drawn by code (dsprites, dsprites-generated, celeba):
+    # datasets too large to hold or drawn by code (dsprites, dsprites-generated, celeba)
+    # and your own data (its first N images):
     # images taken, with the dataset's fixed seed, before valid/test are carved (0: all)
     size: int = 0
     split_seed: int = 0  # seed of the train/valid permutation
@@ -60,9 +65,36 @@ class DataConfig:
     # memory-mapped uint8 cache ("memmap"); "auto" streams when it exceeds half the
     # available RAM (full CelebA and dSprites: 10-12 GB as float32). Same batches either way.
     storage: Literal["auto", "memory", "memmap"] = "auto"
+    # your own data (docs/DATA.md): "folder" reads PNG/JPEG files under path (labels from
+    # one subfolder per class), "array" a .npy/.npz file; a registered data set gets it too
+    path: str = ""
+    image_size: int = 0  # folder: resize + centre-crop to S x S (0: the images' own size)
+    channels: int = 0  # 1 grey, 3 RGB, 0 as the data holds it (folder: grey if all are)
+    # your own data's splits, as shares of its images (valid_size/test_size count images
+    # of the built-in sets): test carved with a fixed seed unless the data has its own
+    # test split, then valid with split_seed
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
 
     def validate(self) -> None:
         _check_choice("data.name", self.name, sorted(DATASETS))
+        own = getattr(DATASETS[self.name], "user", False)
+        if self.name in ("folder", "array") and not self.path:
+            what = "folder of PNG/JPEG images" if self.name == "folder" else ".npy/.npz file"
+            raise ConfigError(f'data.name = "{self.name}" needs data.path, the {what} to '
+                              f"read (e.g. --set data.path=...); see docs/DATA.md.")
+        if self.path and not own:
+            raise ConfigError(f"data.path = {self.path!r} applies to your own data "
+                              f'(data.name = "folder", "array" or a registered name), not '
+                              f"to the built-in {self.name!r}; its files are found through "
+                              "data.data_dir. Remove data.path or change data.name.")
+        _check(self.image_size >= 0, "data.image_size", self.image_size,
+               "an integer >= 0 (0: the images' own size)")
+        _check_choice("data.channels", self.channels, [0, 1, 3])
+        _check(0 <= self.valid_fraction < 1, "data.valid_fraction", self.valid_fraction,
+               "a number in [0, 1)")
+        _check(0 <= self.test_fraction < 1, "data.test_fraction", self.test_fraction,
+               "a number in [0, 1)")
         _check(self.valid_size >= 0, "data.valid_size", self.valid_size, "an integer >= 0")
         _check(self.test_size >= 0, "data.test_size", self.test_size, "an integer >= 0")
         _check(self.train_size >= 0, "data.train_size", self.train_size, "an integer >= 0")
@@ -87,10 +119,14 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs on valid/loss (0: off)
     log_every: int = 20  # progress-bar refresh, in steps
     threads: int = 0  # torch intra-op threads (0: leave PyTorch's default)
-    device: str = "cpu"
+    # "auto": the first CUDA device when PyTorch sees one, else the CPU; "cpu", "cuda",
+    # "cuda:N" (checked against the machine when training starts; see devices.py)
+    device: str = "auto"
     # "bf16": matmuls under torch.autocast(bfloat16); weights, optimiser and every loss sum
-    # stay in float32 (opt-in: faster on CPUs with bf16 units; see docs/BENCHMARKS.md)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # stay in float32 (faster on CUDA and on CPUs with native BF16; see docs/BENCHMARKS.md);
+    # "fp16": CUDA only, autocast float16 with a gradient scaler; "auto": bf16 where the
+    # hardware has it, else fp32. Default fp32: the published numbers.
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     # a run folder whose last weights initialise every parameter of the same name and shape
     # before training (e.g. the previous stage of a stacked DAE); "" starts from scratch
     init_from: str = ""
@@ -116,6 +152,7 @@ class TrainConfig:
         _check(0 <= self.threads <= 4 * cores, "train.threads", self.threads,
                f"an integer from 0 to {4 * cores} (4 x the {cores} cores of this machine; "
                "0: PyTorch's default)")
+        check_device(self.device)
 
 
 @dataclass

@@ -17,10 +17,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import config as configs  # module attributes: list and load experiments as patched
-from . import plots
+from . import devices, plots
 from .config import ExperimentConfig, _set_dotted, from_dict
 from .data.load import load_split
 from .errors import ConfigError, DataMissingError, UserError
+from .logs import logger as log
 from .models import MODELS
 from .models.estimators import average_loss_terms, iw_log_likelihood
 from .registry import EVALUATORS, FIGURES, require, require_all, resolve
@@ -29,7 +30,7 @@ from .results import write_seeds_report
 from .runs import Run, atomic_write_text, holds_lock
 from .site import build_site
 from .tensorboard_log import log_figures
-from .train import create_run, require_config
+from .train import create_run, require_config, use_array
 from .train import train as train_one
 
 
@@ -55,7 +56,7 @@ def stopped_notice(run: Run, doing: str) -> dict[str, Any]:
 
 
 @holds_lock
-def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
+def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str, Any]:
     """Test-set numbers for a trained run; written to ``eval.json`` and returned.
 
     For generative models: the test lower bound (ELBO, one posterior sample per example)
@@ -63,6 +64,10 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
     example. Every model: its loss terms on the test split, then each evaluator named in
     ``eval.metrics`` (``autoencoders.registry.EVALUATORS``), whose dict of numbers is
     merged into the result.
+
+    ``device`` (``auto``, ``cpu``, ``cuda[:N]``; see :mod:`autoencoders.devices`) is
+    where the model and the test split go for the loss terms, the importance-weighted
+    estimate and the evaluators (which move their batches to the model's device).
 
     Raises:
         ConfigError: an evaluator needs a model capability the run's model lacks (before
@@ -73,8 +78,10 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
     model = run.load_model(cfg.eval.checkpoint)
     for name in cfg.eval.metrics:
         require(model, cfg.name, "evaluator", name, EVALUATORS[name].requires)
+    where = devices.resolve(device)
+    model = model.to(where)
     trained = stopped_notice(run, "evaluating")
-    test = load_split(cfg, "test")
+    test = load_split(cfg, "test", where)
     torch.manual_seed(cfg.train.seed + 1)  # evaluation noise: fixed, separate from training
     terms = average_loss_terms(model, test.x, y=test.y)
     out: dict[str, Any] = {f"test/{k}": v for k, v in terms.items()}
@@ -105,7 +112,8 @@ def evaluate(run: Run, progress: bool = True) -> dict[str, Any]:
 
 @holds_lock
 def plot(run: Run) -> list[Path]:
-    """Draw the run's figures (``eval.figures``) into ``<run>/figures``.
+    """Draw the run's figures (``eval.figures``) into ``<run>/figures`` (on the CPU: a
+    figure needs a few hundred images at most).
 
     Returns the paths written; a figure that does not apply to the run's data or
     configuration (e.g. ``manifold`` of a latent space that is not 2-D) writes nothing.
@@ -137,7 +145,7 @@ def _figures_to_tensorboard(run: Run) -> None:
     try:
         log_figures(run.path)
     except UserError as e:  # the figures are drawn; only their mirror is missing
-        print(f"autoencoders: note: figures not logged to TensorBoard: {e}", file=sys.stderr)
+        log.warning(f"autoencoders: note: figures not logged to TensorBoard: {e}")
 
 
 def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool = True,
@@ -164,6 +172,7 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
     sweep = config.sweep is not None and bool(config.sweep.values)
     for _, run_config, _ in sweep_children(config) if sweep else [("", config, [])]:
         require_all(run_config)  # in a sweep, after leaving out figures a model lacks
+    devices.check(config.train)  # device and precision, before any run folder is made
     if seeds > 1:
         return _reproduce_seeds(config, runs_dir, progress, command, seeds)
     return _reproduce_into(config, None, runs_dir, progress, command)
@@ -180,7 +189,7 @@ def _reproduce_into(config: ExperimentConfig, path: Path | None, runs_dir: str,
     with run.lock():
         run.log_command(command)
         run = train_stages(config, run, progress=progress)
-        evaluate(run, progress=progress)
+        evaluate(run, progress=progress, device=config.train.device)
         plot(run)
         wall = time.perf_counter() - t0
         write_report(run, command=command, wall_seconds=wall)
@@ -206,7 +215,7 @@ def _run_seeds(config: ExperimentConfig, parent: Run, runs_dir: str, progress: b
         _set_dotted(raw, "train.seed", seed)
         label = f"seed{seed}"
         if progress:
-            tqdm.write(f"=== {config.name}: seed {seed} ({i + 1} of {seeds})")
+            log.info(f"=== {config.name}: seed {seed} ({i + 1} of {seeds})")
         child = _reproduce_into(from_dict(raw), parent.path / label, runs_dir, progress,
                                 command)
         children.append((label, child))
@@ -230,7 +239,8 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
             run folder holds).
         progress: show progress bars.
         **options: passed to :func:`autoencoders.train.train` (``log_epochs``,
-            ``stop_after_steps``).
+            ``stop_after_steps``, ``train_data`` and ``train_labels``: your own images
+            instead of ``config.data``).
 
     Returns:
         The :class:`Run` (for a staged model, the run of its last stage).
@@ -240,6 +250,11 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         >>> run = train(cfg)                                                 # doctest: +SKIP
     """
     require_config(config)
+    if options.get("train_data") is not None:  # saved once, then every stage trains on it
+        config = use_array(config, options.pop("train_data"), options.pop("train_labels", None),
+                           run)
+    options.pop("train_data", None)
+    options.pop("train_labels", None)
     plan = MODELS[config.model_name].stages(config.model)
     if resume or (len(plan) == 1 and not plan[0][1]):
         return train_one(config, run, runs_dir=runs_dir, resume=resume, progress=progress,
@@ -249,7 +264,7 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
 
 
 def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
-                 **options: Any) -> Run:
+                 resume: bool = False, **options: Any) -> Run:
     """Train ``run`` in the stages of its model class (``stages(model_config)``): one stage
     for most models; the stacked DAE trains as a chain of runs, each initialised from the
     previous one with ``train.init_from``.
@@ -257,11 +272,16 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
     Every stage but the last is its own run in ``<run>/<label>/``; the last stage trains in
     ``run`` itself, whose ``config.json`` then records the stage and its ``init_from``.
     ``options`` go to :func:`autoencoders.train.train` (``log_epochs``, ...).
+
+    ``resume``: continue an interrupted training: finished stages are kept, an unfinished
+    one continues from its last checkpoint (bit-identically), missing ones are trained.
     """
     plan = MODELS[config.model_name].stages(config.model)
     if len(plan) == 1 and not plan[0][1]:  # one stage as configured: train the run itself
-        return train_one(config, run, progress=progress, **options)
+        return train_one(config, run, progress=progress, resume=resume, **options)
     previous = config.train.init_from
+    if resume and plan and (run.path / plan[0][0] / "config.json").is_file():
+        previous = Run.load(run.path / plan[0][0]).config.train.init_from  # the original
     for i, (label, overrides) in enumerate(plan):
         raw = config.to_dict()
         raw.pop("sweep", None)
@@ -269,13 +289,92 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
             _set_dotted(raw, key, value)
         stage_cfg = from_dict(raw)
         last = i == len(plan) - 1
-        stage_run = Run.create(stage_cfg, path=run.path if last else run.path / label,
-                               exist_ok=last)
+        path = run.path if last else run.path / label
+        if resume and not last and (path / "config.json").is_file():
+            stage_run = Run.load(path)
+            if not trained(stage_run):
+                train_one(stage_run.config, stage_run, resume=True, progress=progress,
+                          **options)
+            previous = str(stage_run.path)
+            continue
+        started = resume and last and trained_stage(run, stage_cfg)
+        stage_run = Run.load(path) if started else Run.create(stage_cfg, path=path,
+                                                              exist_ok=last)
         if progress:
-            tqdm.write(f"--- stage {label}")
-        train_one(stage_cfg, stage_run, progress=progress, **options)
+            log.info(f"--- stage {label}")
+        train_one(stage_run.config, stage_run, progress=progress, resume=started, **options)
         previous = str(stage_run.path)
     return Run.load(run.path)
+
+
+def trained(run: Run) -> bool:
+    """Whether ``run``'s training has finished (its last checkpoint says so)."""
+    return run.has_checkpoint() and bool(run.load_checkpoint()[1].get("finished"))
+
+
+def trained_stage(run: Run, stage_cfg: ExperimentConfig) -> bool:
+    """Whether ``run`` already holds the last stage's config (that stage has started)."""
+    def key(cfg: ExperimentConfig) -> dict:
+        raw = cfg.to_dict()
+        raw["train"].pop("init_from")  # a path: the same folder may be spelled otherwise
+        return raw
+
+    return key(run.config) == key(stage_cfg) and run.has_checkpoint()
+
+
+def resume_reproduction(path: str | Path, progress: bool = True, command: str = "",
+                        device: str | None = None) -> Run:
+    """Continue an interrupted ``reproduce``: finish training (from the last checkpoint),
+    then run whichever of evaluate, plot and report has not been done; for a sweep, the
+    same for every value, then the sweep's figures and report.
+
+    ``device`` (e.g. ``"cuda"``) moves the rest of the work to another device; the run's
+    numbers otherwise follow its config.
+
+    Raises:
+        CheckpointError: ``path`` is not a run folder.
+    """
+    t0 = time.perf_counter()
+    run = Run.load(path)
+    with run.lock():  # one process per run folder, as for reproduce
+        return _resume(run, progress, command, device, t0)
+
+
+def _resume(run: Run, progress: bool, command: str, device: str | None, t0: float) -> Run:
+    run.log_command(command)
+    cfg = run.config
+    if device:
+        cfg.train.device = device
+        cfg.train.validate()
+    seeds = sorted((p for p in run.path.glob("seed*") if (p / "config.json").is_file()),
+                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
+    if seeds:  # a --seeds reproduction: finish every seed folder started, then the table
+        children = [(p.name, resume_reproduction(p, progress, command, device))
+                    for p in seeds]
+        wall = time.perf_counter() - t0
+        write_seeds_report(run, children, command=command, wall_seconds=wall)
+        write_provenance(run, command, wall, kind="seeds",
+                         children=[label for label, _ in children])
+        return run
+    if cfg.sweep is not None and cfg.sweep.values:
+        return _reproduce_sweep(cfg, "", progress, command, parent=run)
+    run = _finish(cfg, run, progress, command, time.perf_counter() - t0)
+    write_provenance(run, command, time.perf_counter() - t0, kind="single")
+    return run
+
+
+def _finish(config: ExperimentConfig, run: Run, progress: bool, command: str,
+            wall_seconds: float | None) -> Run:
+    """Train (resuming) unless finished; evaluate and plot unless done; write the report."""
+    if not trained(run):
+        run = train_stages(config, run, progress=progress, resume=True)
+    if not (run.path / "eval.json").is_file():
+        evaluate(run, progress=progress, device=config.train.device)
+    if not all((run.path / "figures" / f"{name}.png").is_file()
+               for name in run.config.eval.figures):
+        plot(run)
+    write_report(run, command=command, wall_seconds=wall_seconds)
+    return run
 
 
 def sweep_children(config: ExperimentConfig
@@ -308,29 +407,36 @@ def sweep_children(config: ExperimentConfig
 
 
 def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
-                     command: str, path: Path | None = None) -> Run:
+                     command: str, path: Path | None = None, parent: Run | None = None
+                     ) -> Run:
     t0 = time.perf_counter()
     plan = sweep_children(config)
-    parent = Run.create(config, runs_dir, path=path)
+    resume = parent is not None
+    if parent is None:
+        parent = Run.create(config, runs_dir, path=path)
+        parent.log_command(command)
     with parent.lock():
-        return _run_sweep(config, plan, parent, progress, command, t0)
+        return _run_sweep(config, plan, parent, progress, command, t0, resume)
 
 
 def _run_sweep(config: ExperimentConfig, plan: list, parent: Run, progress: bool,
-               command: str, t0: float) -> Run:
-    parent.log_command(command)
+               command: str, t0: float, resume: bool = False) -> Run:
     children: list[tuple[str, Run]] = []
     for label, child_cfg, skipped in tqdm(plan,
                                           desc=f"sweep {config.sweep.key}",
                                           disable=not progress):
-        child = Run.create(child_cfg, path=parent.path / label)
         if progress:
-            tqdm.write(f"--- {label}")
+            log.info(f"--- {label}")
             for name, missing in skipped:
-                tqdm.write(f"figure {name!r} left out for {label}: its model lacks the "
-                           f"capability {', '.join(missing)}")
+                log.info(f"figure {name!r} left out for {label}: its model lacks the "
+                         f"capability {', '.join(missing)}")
+        if resume and (parent.path / label / "config.json").is_file():
+            child = _finish(child_cfg, Run.load(parent.path / label), progress, command, None)
+            children.append((label, child))
+            continue
+        child = Run.create(child_cfg, path=parent.path / label)
         child = train_stages(child_cfg, child, progress=progress)
-        evaluate(child, progress=progress)
+        evaluate(child, progress=progress, device=child_cfg.train.device)
         plot(child)
         write_report(child, command=command, wall_seconds=None)
         children.append((label, child))
@@ -350,41 +456,85 @@ def _run_sweep(config: ExperimentConfig, plan: list, parent: Run, progress: bool
     return parent
 
 
+def finished_run(runs_dir: str | Path, name: str, profile: str) -> Run | None:
+    """The newest run of experiment ``name`` with ``profile`` in ``runs_dir`` whose
+    reproduction finished (training done, ``eval.json`` and ``report.md`` written)."""
+    folder = Path(runs_dir) / name
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.iterdir(), reverse=True):  # timestamps: newest first
+        if not ((path / "report.md").is_file() and (path / "config.json").is_file()):
+            continue
+        try:
+            run = Run.load(path)
+        except UserError:
+            continue
+        if run.config.profile != profile:
+            continue
+        sweep = run.config.sweep is not None and run.config.sweep.values
+        if sweep or ((path / "eval.json").is_file() and trained(run)):
+            return run
+    return None
+
+
 def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool = True,
-                  data_dir: str | None = None, command: str = "") -> Path:
+                  data_dir: str | None = None, command: str = "",
+                  only: list[str] | None = None, skip_done: bool = False) -> Path:
     """Run every shipped experiment; skip (with a reason) those whose data is absent.
 
+    Args:
+        only: run just these experiments (names from ``list_experiments``).
+        skip_done: keep an experiment's finished run of the same profile in ``runs_dir``
+            (see :func:`finished_run`) instead of running it again; it still appears in
+            the index.
+
     Writes ``<runs_dir>/index.md`` with one section per paper and returns its path.
+
+    Raises:
+        ConfigError: a name in ``only`` is not a shipped experiment.
     """
     t0 = time.perf_counter()
+    names = configs.list_experiments()
+    if only:
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise ConfigError(f"--only names unknown experiment(s) {', '.join(unknown)}; "
+                              f"valid: {', '.join(names)}.")
+        names = [n for n in names if n in only]
     results = []
-    for name in configs.list_experiments():
+    for name in names:
         overrides = [f'data.data_dir="{data_dir}"'] if data_dir else []
         cfg = configs.load_experiment(name, profile, overrides)
         row = {"name": name, "paper": cfg.paper, "description": cfg.description}
         t1 = time.perf_counter()
+        done = finished_run(runs_dir, cfg.name, profile) if skip_done else None
+        if done is not None:
+            log.info(f"done {name}: keeping {done.path}")
+            row.update(status="done", run=done, seconds=0.0)
+            results.append(row)
+            continue
         try:
             load_split(cfg, "train", stream=True)  # data present? (downloads when allowed)
         except DataMissingError as e:
             row.update(status="skipped", reason=f"data absent: {e}")
-            tqdm.write(f"skip {name}: data for {cfg.data.name!r} is absent")
+            log.info(f"skip {name}: data for {cfg.data.name!r} is absent")
             results.append(row)
             continue
-        tqdm.write(f"=== {name} ({profile})")
+        log.info(f"=== {name} ({profile})")
         try:
             run = reproduce(cfg, runs_dir=runs_dir, progress=progress,
                             command=f"{command} [{name}]" if command else "")
             row.update(status="done", run=run)
         except UserError as e:
             row.update(status="failed", reason=str(e))
-            tqdm.write(f"failed {name}: {e}")
+            log.warning(f"failed {name}: {e}")
         row["seconds"] = time.perf_counter() - t1
         results.append(row)
     index = write_index(runs_dir, results, profile, time.perf_counter() - t0)
     done = [r["run"].path for r in results if r["status"] == "done"]
     if done:  # the results site of these runs: <runs_dir>/site/index.html
         try:
-            tqdm.write(f"site: {build_site(done, Path(runs_dir) / 'site', data_dir=data_dir)}")
+            log.info(f"site: {build_site(done, Path(runs_dir) / 'site', data_dir=data_dir)}")
         except UserError as e:
-            tqdm.write(f"site not built: {e}")
+            log.warning(f"site not built: {e}")
     return index

@@ -26,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import _closest, from_dict
-from .data import DATASETS
+from .data import image_shape
 from .errors import CheckpointError, UserError
 from .models import build_model
 from .names import safe_name
@@ -94,7 +94,7 @@ def load_file_model(path: str | Path, dtype: torch.dtype = torch.float32):
         what = f"no {e} in its metadata" if isinstance(e, KeyError) else str(e)
         raise CheckpointError(f"Pretrained file {path} cannot be read ({what}); it is not a "
                               "file written by `autoencoders export`, or it is damaged.") from None
-    model = build_model(config.model, DATASETS[config.data.name].image_shape)
+    model = build_model(config.model, image_shape(config.data))
     try:
         model.load_state_dict(tensors)
     except RuntimeError as e:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy
 import torch
 
+from .devices import describe
+
 
 def package_version() -> str:
     """The installed version of this package."""
@@ -26,7 +28,7 @@ def package_version() -> str:
 
 
 def hardware() -> str:
-    """One line: CPU model, cores, torch threads, memory."""
+    """One line: CPU model, cores, torch threads, memory, and the CUDA GPUs PyTorch sees."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -41,7 +43,12 @@ def hardware() -> str:
         mem = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{mem}"
+    gpus = ""
+    if torch.cuda.is_available():
+        gpus = "; GPU " + "; ".join(describe(torch.device("cuda", i))
+                                     for i in range(torch.cuda.device_count()))
+    return (f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{mem}"
+            f"{gpus}")
 
 
 def cpu_features() -> str:

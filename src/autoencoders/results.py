@@ -76,7 +76,7 @@ def collect(path: str | Path) -> Reproduction:
     """Read a reproduction's folder: a single run, a sweep, or a seed group (``--seeds``)."""
     run = Run.load(path)
     cfg = run.config
-    prov = _read_json(run.path / "provenance.json") or {}
+    prov = _read_json(run.path / "provenance.json") or _unfinished_seeds(run)
     rep = Reproduction(cfg.name, cfg.paper, cfg.profile, prov)
     rep.records = _records(run, prov)
     if not rep.records:
@@ -84,6 +84,27 @@ def collect(path: str | Path) -> Reproduction:
                         f"`autoencoders evaluate {run.path}` first, or give the folder that "
                         "`autoencoders reproduce` printed.")
     return rep
+
+
+def _unfinished_seeds(run: Run) -> dict[str, Any]:
+    """The provenance of a ``--seeds N`` reproduction still running (or stopped): the seeds
+    whose own reproduction finished, and N from its command."""
+    seeds = sorted((p for p in run.path.glob("seed*") if (p / "provenance.json").is_file()),
+                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
+    if not seeds:
+        if any((p / "config.json").is_file() for p in run.path.glob("seed*")):
+            raise UserError(f"No seed of {run.path} has finished yet (each seed's folder gets "
+                            "its provenance.json when its reproduction ends); try again "
+                            "later, or finish it with `autoencoders reproduce --resume "
+                            f"{run.path}`.")
+        return {}
+    commands = run.commands()
+    command = commands[0] if commands else ""
+    m = re.search(r"--seeds[= ](\d+)", command)
+    return {"kind": "seeds", "command": command, "children": [p.name for p in seeds],
+            "seeds_planned": int(m.group(1)) if m else None,
+            **{k: v for k, v in (_read_json(seeds[0] / "provenance.json") or {}).items()
+               if k in ("commit", "hardware", "cpu_features", "versions")}}
 
 
 def _records(run: Run, prov: dict[str, Any]) -> list[Record]:
@@ -277,6 +298,9 @@ def markdown(rep: Reproduction) -> str:
             for label, rs in _groups(rep)) + ".  ")
     if p.get("command"):
         lines.append(f"Command: `{p['command']}`  ")
+    if p.get("seeds_planned") and p["seeds_planned"] > len(p.get("children", [])):
+        lines.append(f"**Unfinished:** {len(p['children'])} of the {p['seeds_planned']} "
+                     "seeds this command trains had finished when this table was made.  ")
     wall = p.get("wall_seconds")
     if wall is not None:
         load = p.get("load_average") or []
@@ -335,7 +359,12 @@ def summary(reps: dict[str, Reproduction]) -> str:
     value for (those marked ``headline = true`` in the experiment's ``[reference]``, else
     all), as mean ± sd over the seeds, with the command that made them."""
     lines = ["| paper | command | ours | paper |", "|---|---|---|---|"]
-    for rep in reps.values():
+
+    def year(rep: Reproduction) -> tuple[str, str]:  # oldest paper first
+        found = re.findall(r"(?:19|20)\d\d", rep.paper)
+        return (found[-1] if found else "9999", rep.name)
+
+    for rep in sorted(reps.values(), key=year):
         ours, theirs = [], []
         for label, records in _groups(rep):
             ref = records[0].reference

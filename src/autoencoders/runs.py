@@ -45,7 +45,7 @@ from safetensors.torch import load_file, save_file
 from . import distributed
 from .checks import _check_choice
 from .config import ExperimentConfig, from_dict
-from .data import DATASETS
+from .data import image_shape
 from .errors import CheckpointError, ConfigError, RunInUseError, UserError
 from .models import build_model
 from .names import safe_name
@@ -592,7 +592,7 @@ class Run:
             weights = self._read_weights(best)
         else:  # read (and verify) the weights before building the model
             weights, _ = self.load_checkpoint()
-        model = build_model(self.config.model, DATASETS[self.config.data.name].image_shape)
+        model = build_model(self.config.model, image_shape(self.config.data))
         self.load_weights_into(model, weights)
         model.eval()
         return model

@@ -20,6 +20,7 @@ It calls ``model.loss(x)`` and logs the named terms; it never checks the model's
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
 import time
@@ -32,19 +33,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed, tensorboard_log
+from . import devices, distributed, tensorboard_log
 from .config import ExperimentConfig
 from .data import ImageData
-from .data.load import load_split
+from .data.load import has_valid, load_split
+from .data.own import save_array
 from .errors import RunInUseError, TrainingDiverged, TrainingInterrupted, UserError
+from .logs import logger as log
 from .models import build_model
 from .models.base import Loss
 from .models.estimators import average_loss_terms
 from .runs import Run, headline
 
-__all__ = ["TrainState", "checkpoint", "create_run", "end_epoch", "init_weights_",
-           "load_split", "make_optimizer", "run_epoch", "seed_everything", "train",
-           "train_step", "validate"]
+__all__ = ["TrainState", "checkpoint", "create_run", "end_epoch", "has_valid",
+           "init_weights_", "load_split", "make_optimizer", "run_epoch", "seed_everything",
+           "train", "train_step", "use_array", "validate"]
 
 
 def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
@@ -87,9 +90,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
+def _rng_state(data_gen: torch.Generator, device: torch.device | None = None
+               ) -> dict[str, Any]:
     np_state = np.random.get_state()
-    return {
+    cuda = {"cuda": torch.cuda.get_rng_state(device)} if device is not None and \
+        device.type == "cuda" else {}
+    return {**cuda,
         "torch": torch.get_rng_state(),
         "data": data_gen.get_state(),
         "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
@@ -98,8 +104,11 @@ def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
     }
 
 
-def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
+def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator,
+                   device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
     data_gen.set_state(state["data"])
     np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32),
                          state["numpy_pos"], 0, 0.0))
@@ -133,7 +142,7 @@ def _sigint_flag():
 
 def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "runs",
           resume: bool = False, progress: bool = True, log_epochs: bool = True,
-          stop_after_steps: int = 0) -> Run:
+          stop_after_steps: int = 0, train_data=None, train_labels=None) -> Run:
     """Train the experiment's model; write metrics and checkpoints into a run folder.
 
     Args:
@@ -145,6 +154,12 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         log_epochs: print one summary line per epoch.
         stop_after_steps: testing aid: stop (after checkpointing) once this many optimiser
             steps have run in this call (0: run to the end).
+        train_data: your own images instead of ``config.data`` (numpy array or tensor,
+            ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``, uint8 or float in [0, 1]):
+            saved once to the user cache as a ``.npz`` and trained on as
+            ``data.name = "array"`` (valid and test carved by ``data.valid_fraction`` and
+            ``data.test_fraction``), so evaluate, plot and resume find them again.
+        train_labels: ``(N,)`` integer labels for ``train_data`` (optional).
 
     Returns:
         The :class:`Run`.
@@ -156,6 +171,8 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
     require_config(config)
     if resume:
         check_resumable(run)
+    if train_data is not None:
+        config = use_array(config, train_data, train_labels, run)
     threads = torch.get_num_threads()
     made: dict[str, Run] = {"run": run} if run is not None else {}
     try:
@@ -197,6 +214,19 @@ def check_resumable(run: Run | None) -> None:
             f"`autoencoders train --resume {run.path / (children[0] if children else 'LABEL')}`.")
 
 
+def use_array(config: ExperimentConfig, x, labels=None, run: Run | None = None
+              ) -> ExperimentConfig:
+    """``config`` with its data replaced by the in-memory images ``x`` (see ``train``)."""
+    if run is not None:
+        raise UserError("train(config, run, train_data=...): a run folder already fixes its "
+                        "data in config.json; pass train_data without run.")
+    path = save_array(x, labels)
+    data = dataclasses.replace(config.data, name="array", path=str(path), data_dir=None,
+                               size=0, image_size=0, channels=0)
+    data.validate()
+    return dataclasses.replace(config, data=data)
+
+
 @dataclass
 class TrainState:
     """Everything training needs to continue bit-identically: what ``checkpoint`` writes
@@ -210,6 +240,10 @@ class TrainState:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     data_gen: torch.Generator  # data order and dynamic binarisation
+    #: fp16 only (CUDA): scales the loss so small gradients survive float16; disabled
+    #: (a no-op, and not written) otherwise
+    scaler: torch.amp.GradScaler = field(
+        default_factory=lambda: torch.amp.GradScaler("cuda", enabled=False))
     epoch: int = 0
     step_in_epoch: int = 0
     global_step: int = 0
@@ -223,22 +257,36 @@ class TrainState:
 
     #: fields not written as they are: the weights go to their own file, the optimiser
     #: and the generators are written as their states
-    _OBJECTS: ClassVar[tuple[str, ...]] = ("model", "optimizer", "data_gen")
+    _OBJECTS: ClassVar[tuple[str, ...]] = ("model", "optimizer", "data_gen", "scaler")
+    #: tensors written on the CPU (so a GPU run resumes on any device), read onto the device
+    _TENSORS: ClassVar[tuple[str, ...]] = ("perm", "acc")
 
-    def to_checkpoint(self) -> dict[str, Any]:
-        """The state file's dict (the weights are saved separately)."""
+    def to_checkpoint(self, device: torch.device | None = None) -> dict[str, Any]:
+        """The state file's dict (the weights are saved separately); ``device``: the one
+        training runs on (its CUDA RNG state is saved too)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)
                if f.name not in self._OBJECTS}
-        return {"optimizer": self.optimizer.state_dict(), "rng": _rng_state(self.data_gen),
+        for k in self._TENSORS:
+            out[k] = None if out[k] is None else out[k].cpu()
+        return {"optimizer": self.optimizer.state_dict(),
+                "rng": _rng_state(self.data_gen, device),
+                **({"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}),
                 **out}
 
-    def load_checkpoint(self, state: dict[str, Any]) -> None:
-        """Restore everything :meth:`to_checkpoint` wrote (but the weights)."""
+    def load_checkpoint(self, state: dict[str, Any], device: torch.device | None = None
+                        ) -> None:
+        """Restore everything :meth:`to_checkpoint` wrote (but the weights); tensors onto
+        ``device``."""
         self.optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"], self.data_gen)
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], self.data_gen, device)
         for f in fields(self):
             if f.name not in self._OBJECTS:
-                setattr(self, f.name, state[f.name])
+                value = state[f.name]
+                if f.name in self._TENSORS and value is not None and device is not None:
+                    value = value.to(device)
+                setattr(self, f.name, value)
 
 
 @dataclass
@@ -253,6 +301,7 @@ class _Session:
     valid: ImageData | None
     loss_fn: Callable[[torch.Tensor, torch.Tensor | None], Loss]
     device: torch.device
+    precision: str  # "fp32", "bf16" or "fp16" (resolved from train.precision)
     rank: int
     world: int
     progress: bool
@@ -283,14 +332,17 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    rank, world = distributed.setup(tc.device)
+    device = devices.resolve(tc.device)  # a CUDA request without CUDA stops here
+    precision = devices.resolve_precision(tc.precision, device)
+    log.debug(f"training on {devices.describe(device)}, precision {precision}")
+    rank, world = distributed.setup(device.type)
     if run is not None and rank == 0:  # one process per run folder (rank 0 writes it)
         stack.enter_context(run.lock())
         run.clear_status()
     if tc.tensorboard:
         tensorboard_log.require()  # before any run folder is made
-    s, state = _setup(config, run, runs_dir, rank, world, progress, log_epochs,
-                      stop_after_steps)
+    s, state = _setup(config, run, runs_dir, device, precision, rank, world, progress,
+                      log_epochs, stop_after_steps)
     if run is None:  # _setup made it, once the data and the model were ready
         made["run"] = s.run
         if rank == 0:
@@ -299,7 +351,7 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
     if resumed:
         weights, saved = s.run.load_checkpoint()
         s.run.load_weights_into(state.model, weights)
-        state.load_checkpoint(saved)
+        state.load_checkpoint(saved, s.device)
         if s.main:  # only rank 0 writes the run folder
             s.run.truncate_metrics(state.epoch)
         if state.finished:
@@ -324,15 +376,14 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
     return s.run
 
 
-def _setup(config: ExperimentConfig, run: Run | None, runs_dir: str, rank: int, world: int,
-           progress: bool, log_epochs: bool, stop_after_steps: int
-           ) -> tuple[_Session, TrainState]:
+def _setup(config: ExperimentConfig, run: Run | None, runs_dir: str, device: torch.device,
+           precision: str, rank: int, world: int, progress: bool, log_epochs: bool,
+           stop_after_steps: int) -> tuple[_Session, TrainState]:
     """Load the data, build the model and optimiser (seeded), make the run folder."""
     tc = config.train
-    device = torch.device(tc.device)
-    train_data = load_split(config, "train", tc.device, stream=True)
-    valid_data = load_split(config, "valid", tc.device) if config.data.valid_size else None
-    y_train = train_data.y.to(device) if train_data.y is not None else None
+    train_data = load_split(config, "train", device, stream=True)
+    valid_data = load_split(config, "valid", device) if has_valid(config) else None
+    y_train = train_data.y
     if train_data.x.shape[0] == 0:
         raise UserError(f"The train split of {config.data.name} is empty.")
     seed_everything(tc.seed)
@@ -341,7 +392,8 @@ def _setup(config: ExperimentConfig, run: Run | None, runs_dir: str, rank: int, 
         raise UserError(f"Model {config.model_name!r} trains on labels, but "
                         f"{config.data.name!r} has none.")
     optimizer = make_optimizer(model, tc)
-    state = TrainState(model, optimizer, torch.Generator().manual_seed(tc.seed))
+    state = TrainState(model, optimizer, torch.Generator().manual_seed(tc.seed),
+                       torch.amp.GradScaler("cuda", enabled=precision == "fp16"))
     if world > 1:  # same initial weights everywhere (same seed), different noise per rank
         from torch.nn.parallel import DistributedDataParallel
 
@@ -358,8 +410,8 @@ def _setup(config: ExperimentConfig, run: Run | None, runs_dir: str, rank: int, 
     if run is None:
         run = create_run(config, runs_dir)
     session = _Session(config, run, train_data.x, y_train if model.uses_labels else None,
-                       train_data.binarize == "dynamic", valid_data, loss_fn, device, rank,
-                       world, progress, log_epochs, stop_after_steps)
+                       train_data.binarize == "dynamic", valid_data, loss_fn, device,
+                       precision, rank, world, progress, log_epochs, stop_after_steps)
     return session, state
 
 
@@ -402,12 +454,16 @@ def train_step(s: _Session, state: TrainState, b: int) -> None:
     idx = state.perm[b * tc.batch_size:(b + 1) * tc.batch_size]
     xb = s.x[idx]
     if s.dynamic:  # the whole global batch, so every rank's generator stays in step
-        xb = torch.bernoulli(xb, generator=state.data_gen)
+        if xb.device.type == "cpu":
+            xb = torch.bernoulli(xb, generator=state.data_gen)
+        else:  # the CPU generator draws: the same images on every device
+            xb = torch.bernoulli(xb.cpu(), generator=state.data_gen).to(s.device)
     n_global = xb.shape[0]
     if s.world > 1:  # this rank's equal slice of the global batch
         idx, xb = idx.tensor_split(s.world)[s.rank], xb.tensor_split(s.world)[s.rank]
-    with torch.autocast(device_type=s.device.type, dtype=torch.bfloat16,
-                        enabled=tc.precision == "bf16"):
+    with torch.autocast(device_type=s.device.type,
+                        dtype=devices.autocast_dtype(s.precision) or torch.bfloat16,
+                        enabled=s.precision != "fp32"):
         out = s.loss_fn(xb, s.y[idx] if s.y is not None else None)
     s.term_names = ["loss", *out.terms]
     terms = torch.stack([out.total.detach(), *[v.detach() for v in out.terms.values()]])
@@ -430,8 +486,13 @@ def train_step(s: _Session, state: TrainState, b: int) -> None:
             f"applied; {kept}."
         )
     state.optimizer.zero_grad(set_to_none=True)
-    out.total.backward()
-    state.optimizer.step()
+    if state.scaler.is_enabled():
+        state.scaler.scale(out.total).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+    else:
+        out.total.backward()
+        state.optimizer.step()
     state.acc = batch_sum if state.acc is None else state.acc + batch_sum
     state.global_step += 1
     state.samples += n_global
@@ -473,22 +534,23 @@ def end_epoch(s: _Session, state: TrainState, row: dict[str, Any]) -> bool:
             s.tb.scalars(row)
     if s.log_epochs and s.main:
         shown = "  ".join(f"{k} {v:.3f}" for k, v in headline(row).items())
-        tqdm.write(f"epoch {state.epoch + 1}/{tc.epochs}  {shown}  ({state.elapsed:.0f} s)")
+        log.info(f"epoch {state.epoch + 1}/{tc.epochs}  {shown}  ({state.elapsed:.0f} s)")
     stop_early = bool(tc.early_stopping) and state.bad_epochs >= tc.early_stopping
     state.epoch, state.step_in_epoch = state.epoch + 1, 0
     state.finished = state.epoch == tc.epochs or stop_early
     checkpoint(s, state)
     distributed.barrier()
     if stop_early and s.progress and s.main:
-        tqdm.write(f"early stopping: valid/loss did not improve for {state.bad_epochs} "
-                   f"epochs (best {state.best:.3f})")
+        log.info(f"early stopping: valid/loss did not improve for {state.bad_epochs} "
+                 f"epochs (best {state.best:.3f})")
     return stop_early
 
 
 def checkpoint(s: _Session, state: TrainState) -> None:
     """Write ``state`` whole (rank 0 only): weights, the state file, then the manifest."""
     if s.main:
-        s.run.save_checkpoint(state.model, state.to_checkpoint(), state.global_step)
+        s.run.save_checkpoint(state.model, state.to_checkpoint(s.device),
+                              state.global_step)
 
 
 class _Clock:

@@ -6,7 +6,7 @@ The one place the trainer, evaluation and the figures get their data from.
 from __future__ import annotations
 
 from ..errors import UserError
-from . import ImageData, StreamedImages, get
+from . import DATASETS, ImageData, StreamedImages, get
 
 
 def load_split(config, split: str, device: str = "cpu", stream: bool = False) -> ImageData:
@@ -28,7 +28,9 @@ def load_split(config, split: str, device: str = "cpu", stream: bool = False) ->
         data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
                    test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
                    download=d.download, size=d.size,
-                   first=d.train_size if split == "train" else 0, storage=storage)
+                   first=d.train_size if split == "train" else 0, storage=storage,
+                   path=d.path, image_size=d.image_size, channels=d.channels,
+                   valid_fraction=d.valid_fraction, test_fraction=d.test_fraction)
     except UserError:
         raise
     except OSError as e:  # permissions, a folder where a file should be, an I/O error
@@ -40,4 +42,14 @@ def load_split(config, split: str, device: str = "cpu", stream: bool = False) ->
     if not stream and isinstance(data.x, StreamedImages):
         data.x = data.x[:]  # the caller wants a tensor: read every row once
     data.x = data.x.to(device)
+    if data.y is not None:
+        data.y = data.y.to(device)
     return data
+
+
+def has_valid(config) -> bool:
+    """Whether the experiment carves a valid split (``data.valid_size``, or for your own
+    data ``data.valid_fraction``)."""
+    if getattr(DATASETS.get(config.data.name), "user", False):
+        return config.data.valid_fraction > 0
+    return config.data.valid_size > 0

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 
 from autoencoders.errors import ConfigError, UserError
+from autoencoders.logs import logger
 
 STORAGES = ("auto", "memory", "memmap")
 BUDGET_FRACTION = 0.5  # of the available RAM: room for the model, valid split, evaluation
@@ -184,9 +184,7 @@ def _size(n_bytes: float) -> str:
 
 
 def _log(message: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(message, file=sys.stderr)
+    logger.info(message)
 
 
 class StreamedImages:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.load import load_split
+from ..data.load import has_valid, load_split
 from ..errors import ConfigError
 
 
@@ -128,7 +128,7 @@ def logreg_evaluator(run, model) -> dict[str, float]:
             f"evaluator 'logreg' for features(x, alpha=...), the capability "
             f"'feature_alpha' that model {cfg.model_name!r} does not have (the k-sparse AE "
             "has it). Set eval.feature_alphas = [].")
-    if not cfg.data.valid_size:
+    if not has_valid(cfg):
         raise ConfigError(
             f"The logreg probe chooses its hyper-parameters on the validation split, but "
             f"data.valid_size = 0 in {cfg.name}. Set data.valid_size > 0 "

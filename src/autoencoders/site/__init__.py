@@ -20,6 +20,7 @@ import re
 import shutil
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
 from ..data.load import load_split
 from ..errors import SiteError, UserError
@@ -94,7 +95,8 @@ def _copy_figures(run: Run, dest: Path, prefix: str = "") -> list[Figure]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, target)
         label = f"{f.stem} ({prefix})" if prefix else f.stem
-        figs.append(Figure(src=(Path("figures") / prefix / f.name).as_posix(), name=label,
+        figs.append(Figure(src=quote((Path("figures") / prefix / f.name).as_posix()),
+                           name=label,
                            caption=FIGURES[f.stem].description if f.stem in FIGURES
                            else ""))
     return figs
