@@ -31,7 +31,7 @@ import train_steps  # noqa: E402
 import train_throughput  # noqa: E402
 
 from autoencoders.config import load_experiment  # noqa: E402
-from autoencoders.report import hardware, versions  # noqa: E402
+from autoencoders.provenance import hardware, versions  # noqa: E402
 from autoencoders.train import train  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
+from autoencoders.data.load import load_split
 from autoencoders.evaluation.likelihood import iw_log_likelihood
 from autoencoders.runs import Run
-from autoencoders.train import load_split
 
 
 def decoder_flops_per_row(model) -> float:

@@ -25,7 +25,7 @@ g = torch.Generator().manual_seed(0)
 if args.run:
     run = ae.load_run(args.run)
     model = run.load_model()
-    from autoencoders.train import load_split
+    from autoencoders.data.load import load_split
 
     x = load_split(run.config, "test").x[:500]
 else:

@@ -18,7 +18,8 @@ import torch
 
 import autoencoders as ae
 from autoencoders.evaluation.features import encode_dataset, logistic_regression_probe
-from autoencoders.train import load_split, train
+from autoencoders.data.load import load_split
+from autoencoders.train import train
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("specs", nargs="+", help="EPOCHS:LR")

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -26,7 +27,16 @@ def pytest_addoption(parser):
                      help="also run tests marked slow")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "data: reads the real data in ../shared/data (the `shared_data` fixture; "
+        "skipped when absent). `pytest -m 'not data'` runs the core suite without it.")
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:  # every test of the real data is marked, not only skipped
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
     if config.getoption("--runslow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --runslow")
@@ -42,6 +52,27 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def synthetic_mnist(monkeypatch):
+    """Every split any experiment loads (``autoencoders.data.load``) is a fixed draw of
+    MNIST-shaped random images with labels: 96 train, ``valid_size`` (default 64)
+    validation and 48 test images, binarised as the config asks. No file is read."""
+    from autoencoders.data import ImageData
+
+    def get(name, split="train", *, valid_size=0, binarize="none", first=0, **_):
+        n = {"train": 96, "valid": valid_size or 64, "test": 48}[split]
+        n = min(n, first) if first else n
+        g = torch.Generator().manual_seed({"train": 0, "valid": 1, "test": 2}[split])
+        x = torch.rand(n, 1, 28, 28, generator=g)
+        if binarize == "static" or (binarize == "dynamic" and split != "train"):
+            x = torch.bernoulli(x, generator=g)
+        applied = "dynamic" if binarize == "dynamic" and split == "train" else (
+            "static" if binarize != "none" else "none")
+        y = torch.randint(0, 10, (n,), generator=g)
+        return ImageData(name=name, split=split, x=x, y=y, binarize=applied)
+
+    monkeypatch.setattr("autoencoders.data.load.get", get)
+    return get
 TINY_OVERRIDES = ["model.latent_dim=2", "model.hidden=16", "data.train_size=300",
                   "data.valid_size=100", "train.epochs=1", "eval.iw_samples=5",
                   "eval.test_subset=20", "train.threads=1"]

@@ -46,16 +46,14 @@ def test_every_number_in_the_table_is_the_runs_own(seeded_run):
              for s in (0, 1)]
     table = results.markdown(rep)
     rows = _rows(table)
-    from autoencoders.report import LABELS
-
     for key in ("test/elbo", "test/log_px"):
         values = [ev[key] for ev in evals]
-        cells = rows[LABELS[key]]
+        cells = rows[results._label(key)]
         mean, sd = results.stats(values)
         assert cells[2] == f"{mean:.2f} ± {sd:.2f} (2 seeds)"
         assert cells[3] == ", ".join(f"{v:.2f}" for v in values)
-    assert rows[LABELS["test/elbo"]][4] == "-100.00 (unconfirmed)" or \
-        rows[LABELS["test/elbo"]][4].endswith("(confirmed)")
+    assert rows[results._label("test/elbo")][4] == "-100.00 (unconfirmed)" or \
+        rows[results._label("test/elbo")][4].endswith("(confirmed)")
     assert "Command: `autoencoders test`" in table
     steps = [json.loads(line) for line in
              (seeded_run.path / "seed0" / "metrics.jsonl").read_text().splitlines()][-1]

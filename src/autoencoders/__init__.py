@@ -34,7 +34,8 @@ _LAZY = {
     "MODELS": ("registry", "MODELS"),
     "register_model": ("registry", "register_model"),
     "Run": ("runs", "Run"),
-    "train": ("train", "train"),
+    # as the CLI trains: in the model's stages (the stacked DAE pre-trains layer by layer)
+    "train": ("pipeline", "train"),
 }
 
 
@@ -69,9 +70,7 @@ def __dir__() -> list[str]:
 
 def load_run(path):
     """Open a run folder: ``ae.load_run("runs/vae-mnist/2026...").load_model()``."""
-    from .runs import Run
-
-    return Run.load(path)
+    return __getattr__("Run").load(path)
 
 
 __all__ = [

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import math
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -35,8 +32,13 @@ try:
 except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
     import tomli as tomllib
 
+from .checks import _check_choice, _closest, _unknown_key_message, build_dataclass
+from .data import DATASETS
+from .devices import check_device
 from .errors import ConfigError
+from .limits import check_model_fits
 from .names import safe_name, unique_names
+from .registry import EVALUATORS, FIGURES, MODELS
 
 PROFILES = ("quick", "full")
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
@@ -75,8 +77,6 @@ class DataConfig:
     test_fraction: float = 0.1
 
     def validate(self) -> None:
-        from .data import DATASETS
-
         _check_choice("data.name", self.name, sorted(DATASETS))
         own = getattr(DATASETS[self.name], "user", False)
         if self.name in ("folder", "array") and not self.path:
@@ -152,8 +152,6 @@ class TrainConfig:
         _check(0 <= self.threads <= 4 * cores, "train.threads", self.threads,
                f"an integer from 0 to {4 * cores} (4 x the {cores} cores of this machine; "
                "0: PyTorch's default)")
-        from .devices import check_device
-
         check_device(self.device)
 
 
@@ -224,9 +222,6 @@ class EvalConfig:
             _check(getattr(self, key) >= 2, f"eval.{key}", getattr(self, key), "an integer >= 2")
         for name in self.baselines:
             _check_choice("eval.baselines", name, ["pixels", "pca", "ica", "untrained"])
-        from .evaluation import EVALUATORS
-        from .plots import FIGURES
-
         for name in self.figures:
             _check_choice("eval.figures", name, sorted(FIGURES))
         for name in self.metrics:
@@ -374,8 +369,6 @@ def load_experiment(
 
 def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     """Build and validate an :class:`ExperimentConfig` from nested dicts (TOML/JSON)."""
-    from .registry import MODELS
-
     if not isinstance(raw, dict):
         raise ConfigError(f"A config must be a table of sections ([experiment], [model], ...), "
                           f"got {type(raw).__name__}.")
@@ -426,31 +419,10 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
         reference=dict(raw.get("reference", {})),
         sweep=sweep,
     )
-    from .data import DATASETS
-    from .limits import check_model_fits
-
     shape = getattr(DATASETS[cfg.data.name], "image_shape", None)
     if isinstance(shape, tuple):  # a data set whose shape is known without reading it
-        check_model_fits(cfg.model, shape)
+        check_model_fits(model_cls, cfg.model, shape)
     return cfg
-
-
-def build_dataclass(cls: type, values: dict[str, Any], section: str) -> Any:
-    """Check every key and type of ``values`` against dataclass ``cls`` and build it."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"[{section}] must be a table of key = value, got {values!r}.")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls) if f.init}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(_unknown_key_message(
-                f"{section}.{key}", [f"{section}.{k}" for k in sorted(fields)]))
-        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
-    obj = cls(**kwargs)
-    if hasattr(obj, "validate"):
-        obj.validate()
-    return obj
 
 
 # --------------------------------------------------------------------------- helpers
@@ -513,80 +485,6 @@ def _deep_update(base: dict, upd: dict, where: str) -> None:
             base[k] = copy.deepcopy(v)
         else:
             base[k] = v
-
-
-def _coerce(value: Any, typ: Any, key: str) -> Any:
-    origin = typing.get_origin(typ)
-    args = typing.get_args(typ)
-    if typ is Any:
-        return value
-    if origin is Literal:
-        _check_choice(key, value, list(args))
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}.")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, got {value!r} ({type(value).__name__}).")
-        return [_coerce(v, args[0], key) if args else v for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a table, got {value!r}.")
-        return dict(value)
-    if typ is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}.")
-        return value
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            hint = (" Write it without a decimal point or exponent (e.g. 1000000, not 1e6)."
-                    if isinstance(value, float) else "")
-            raise ConfigError(
-                f"{key} must be an integer, got {value!r} ({type(value).__name__}).{hint}"
-            )
-        return value
-    if typ is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, got {value!r} ({type(value).__name__}).")
-        try:
-            value = float(value)
-        except OverflowError:  # an integer beyond the float range
-            value = math.inf
-        if not math.isfinite(value):
-            raise ConfigError(f"{key} must be a finite number, got {value!r}.")
-        return value
-    if typ is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {value!r} ({type(value).__name__}).")
-        return value
-    return value
-
-
-def _closest(name: str, valid: list[str]) -> str:
-    match = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.5)
-    return f" Did you mean {match[0]!r}?" if match else ""
-
-
-def _unknown_key_message(key: str, valid: list[str], what: str = "config key") -> str:
-    return (f"Unknown {what} {key!r}.{_closest(key, valid)} Valid keys: {', '.join(valid)}.")
-
-
-def _check_choice(key: str, value: Any, valid: list[Any]) -> None:
-    if value not in valid:
-        raise ConfigError(
-            f"{key} = {value!r} is not a valid choice.{_closest(str(value), valid)} "
-            f"Valid choices: {', '.join(map(str, valid))}."
-        )
 
 
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:

@@ -1,7 +1,7 @@
 """Figures of the latent codes: how many stick weights are used, and a 2-D PCA of the codes.
 
 Both read ``model.features`` on the test split (in eval mode) and are registered in
-:data:`autoencoders.plots.FIGURES` as ``sticks`` and ``codes_pca``.
+:data:`autoencoders.registry.FIGURES` as ``sticks`` and ``codes_pca``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.load import load_split
+from .evaluation.features import encode_dataset
 from .plots import pyplot, save_figure
 
 MAX_POINTS = 5000  # test examples shown in the PCA scatter (the first ones of the split)
@@ -68,9 +70,6 @@ def plot_codes_pca(codes: np.ndarray, labels: np.ndarray, path: str | Path,
 
 
 def _test_codes(run, model) -> tuple[np.ndarray, np.ndarray | None]:
-    from .evaluation.features import encode_dataset
-    from .train import load_split
-
     test = load_split(run.config, "test")
     x = test.x[:MAX_POINTS]
     y = test.y[:MAX_POINTS].numpy() if test.y is not None else None
@@ -78,9 +77,7 @@ def _test_codes(run, model) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def fig_sticks(run, model, path):
-    """``sticks`` figure; None for models whose codes are not stick weights."""
-    if not getattr(model, "stick_breaking", False):
-        return None
+    """``sticks`` figure (models with the capability ``stick_weights``)."""
     codes, _ = _test_codes(run, model)
     return plot_stick_usage(codes, path, title=f"{run.config.name}: average stick weight "
                                                "per component (test set)")
@@ -98,8 +95,8 @@ def fig_codes_pca(run, model, path):
 def _codes_name(model) -> str:
     """What a model's codes are, for titles: a sweep's runs share an experiment name, so
     the title must say which model's codes it shows."""
-    if getattr(model, "stick_breaking", False):
+    if "stick_weights" in model.capabilities:
         return "SB-VAE expected stick weights"
-    if getattr(model, "generative", False):
+    if model.generative:
         return f"{model.config.model_name} posterior means"
     return f"{model.config.model_name} features"

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from .data.storage import available_memory
 from .errors import ConfigError
 
 # bytes per parameter while training: float32 weights, gradients and two Adam moments
@@ -30,12 +31,13 @@ def check_image_shape(image_shape: Any) -> tuple[int, int, int]:
     return shape  # type: ignore[return-value]
 
 
-def check_model_fits(model_config: Any, image_shape: tuple[int, int, int],
+def check_model_fits(model_cls: type, model_config: Any, image_shape: tuple[int, int, int],
                      available: int | None = None) -> int:
     """Count the parameters of the model ``model_config`` describes (built on the ``meta``
     device: nothing is allocated) and check that training it fits in RAM.
 
     Args:
+        model_cls: the model's class (``autoencoders.models.MODELS[name]``).
         model_config: a model's ``Config`` dataclass.
         image_shape: ``(C, H, W)`` of the data.
         available: bytes of RAM to compare with (default: what the system reports).
@@ -46,12 +48,9 @@ def check_model_fits(model_config: Any, image_shape: tuple[int, int, int],
     Raises:
         ConfigError: training would need more memory than is available.
     """
-    from .data.storage import available_memory
-    from .registry import build_model
-
     try:
         with torch.device("meta"):
-            model = build_model(model_config, tuple(image_shape))
+            model = model_cls(model_config, check_image_shape(image_shape))
     except ConfigError:
         raise
     except Exception:  # noqa: BLE001 - a model that cannot live on meta: the real build decides

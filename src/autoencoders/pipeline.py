@@ -16,16 +16,22 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from . import plots
+from . import config as configs  # module attributes: list and load experiments as patched
+from . import devices, plots
 from .config import ExperimentConfig, _set_dotted, from_dict
-from .errors import ConfigError, UserError
-from .evaluation import EVALUATORS
-from .evaluation.likelihood import average_loss_terms, iw_log_likelihood
+from .data.load import load_split
+from .errors import ConfigError, DataMissingError, UserError
 from .logs import logger as log
-from .report import write_provenance, write_report, write_sweep_report
+from .models import MODELS
+from .models.estimators import average_loss_terms, iw_log_likelihood
+from .registry import EVALUATORS, FIGURES, require, require_all, resolve
+from .report import write_index, write_provenance, write_report, write_sweep_report
 from .results import write_seeds_report
 from .runs import Run, atomic_write_text, holds_lock
-from .train import load_split, train
+from .site import build_site
+from .tensorboard_log import log_figures
+from .train import create_run, require_config, use_array
+from .train import train as train_one
 
 
 def stopped_notice(run: Run, doing: str) -> dict[str, Any]:
@@ -56,19 +62,24 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
     For generative models: the test lower bound (ELBO, one posterior sample per example)
     and the importance-weighted log p(x) with ``eval.iw_samples`` samples, in nats per
     example. Every model: its loss terms on the test split, then each evaluator named in
-    ``eval.metrics`` (``autoencoders.evaluation.EVALUATORS``), whose dict of numbers is
+    ``eval.metrics`` (``autoencoders.registry.EVALUATORS``), whose dict of numbers is
     merged into the result.
 
     ``device`` (``auto``, ``cpu``, ``cuda[:N]``; see :mod:`autoencoders.devices`) is
     where the model and the test split go for the loss terms, the importance-weighted
     estimate and the evaluators (which move their batches to the model's device).
-    """
-    from .devices import resolve
 
+    Raises:
+        ConfigError: an evaluator needs a model capability the run's model lacks (before
+            anything is computed).
+    """
     cfg = run.config
     t0 = time.perf_counter()
-    where = resolve(device)
-    model = run.load_model(cfg.eval.checkpoint).to(where)
+    model = run.load_model(cfg.eval.checkpoint)
+    for name in cfg.eval.metrics:
+        require(model, cfg.name, "evaluator", name, EVALUATORS[name].requires)
+    where = devices.resolve(device)
+    model = model.to(where)
     trained = stopped_notice(run, "evaluating")
     test = load_split(cfg, "test", where)
     torch.manual_seed(cfg.train.seed + 1)  # evaluation noise: fixed, separate from training
@@ -77,7 +88,7 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
     out["n_test"] = int(test.x.shape[0])
     if "rec" in terms and "kl" in terms:
         out["test/elbo"] = -(terms["rec"] + terms["kl"])
-    if getattr(model, "generative", False) and cfg.eval.iw_samples:
+    if model.generative and cfg.eval.iw_samples:
         x = test.x[: cfg.eval.test_subset] if cfg.eval.test_subset else test.x
         t1 = time.perf_counter()
         ll = iw_log_likelihood(model, x, n_samples=cfg.eval.iw_samples,
@@ -91,7 +102,7 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
         out["iw_seconds"] = round(time.perf_counter() - t1, 2)
     for name in cfg.eval.metrics:
         t1 = time.perf_counter()
-        out.update(plots.resolve(EVALUATORS[name])(run, model))
+        out.update(resolve(EVALUATORS[name].target)(run, model))
         out[f"{name}_seconds"] = round(time.perf_counter() - t1, 2)
     out.update(trained)
     out["eval_seconds"] = round(time.perf_counter() - t0, 2)
@@ -102,14 +113,28 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
 @holds_lock
 def plot(run: Run) -> list[Path]:
     """Draw the run's figures (``eval.figures``) into ``<run>/figures`` (on the CPU: a
-    figure needs a few hundred images at most)."""
+    figure needs a few hundred images at most).
+
+    Returns the paths written; a figure that does not apply to the run's data or
+    configuration (e.g. ``manifold`` of a latent space that is not 2-D) writes nothing.
+
+    Raises:
+        ConfigError: a figure needs a model capability the run's model lacks (checked for
+            every figure before any is drawn).
+    """
     cfg = run.config
     model = run.load_model(cfg.eval.checkpoint)
+    for name in cfg.eval.figures:
+        require(model, cfg.name, "figure", name, FIGURES[name].requires)
     fig_dir = run.path / "figures"
-    written = [plots.draw(name, run, model, fig_dir / f"{name}.png")
-               for name in cfg.eval.figures]
+    written = [draw(name, run, model, fig_dir / f"{name}.png") for name in cfg.eval.figures]
     _figures_to_tensorboard(run)
     return [p for p in written if p is not None]
+
+
+def draw(name: str, run: Run, model, path: str | Path) -> Path | None:
+    """Draw the registered figure ``name`` (``registry.FIGURES``) for a run."""
+    return resolve(FIGURES[name].target)(run, model, Path(path))
 
 
 def _figures_to_tensorboard(run: Run) -> None:
@@ -117,9 +142,6 @@ def _figures_to_tensorboard(run: Run) -> None:
     (``train.tensorboard``, or a tensorboard folder from an earlier ``--tensorboard``)."""
     if not (run.config.train.tensorboard or (run.path / "tensorboard").is_dir()):
         return
-    from .errors import UserError
-    from .tensorboard_log import log_figures
-
     try:
         log_figures(run.path)
     except UserError as e:  # the figures are drawn; only their mirror is missing
@@ -135,9 +157,11 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
     each in ``<run>/seed<k>/``, and ``<run>/report.md`` gives every number's mean, standard
     deviation and each seed's value. Every reproduction writes ``provenance.json`` (command,
     commit, hardware, versions, wall time) into its folder.
-    """
-    from .devices import check
 
+    Raises:
+        ConfigError: a figure or evaluator needs a capability the model lacks (before
+            anything is trained).
+    """
     if not isinstance(config, ExperimentConfig):
         raise ConfigError(f"reproduce takes an ExperimentConfig, e.g. "
                           f"reproduce(load_experiment(\"vae-mnist\")), got {config!r} "
@@ -145,7 +169,10 @@ def reproduce(config: ExperimentConfig, runs_dir: str = "runs", progress: bool =
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
         raise ConfigError(f"seeds = {seeds!r} is not valid: give an integer from 1 to 100 "
                           "(the number of training seeds, e.g. --seeds 3).")
-    check(config.train)  # device and precision, before any run folder is made
+    sweep = config.sweep is not None and bool(config.sweep.values)
+    for _, run_config, _ in sweep_children(config) if sweep else [("", config, [])]:
+        require_all(run_config)  # in a sweep, after leaving out figures a model lacks
+    devices.check(config.train)  # device and precision, before any run folder is made
     if seeds > 1:
         return _reproduce_seeds(config, runs_dir, progress, command, seeds)
     return _reproduce_into(config, None, runs_dir, progress, command)
@@ -199,23 +226,59 @@ def _run_seeds(config: ExperimentConfig, parent: Run, runs_dir: str, progress: b
     return parent
 
 
+def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "runs",
+          resume: bool = False, progress: bool = True, **options: Any) -> Run:
+    """Train an experiment as ``autoencoders train`` does: in its model's stages
+    (:func:`train_stages`; the stacked DAE pre-trains layer by layer, then fine-tunes).
+
+    Args:
+        config: a resolved experiment (``config.load_experiment``).
+        run: an existing run folder to write into (required with ``resume``).
+        runs_dir: where a new run folder is made when ``run`` is None.
+        resume: continue ``run`` from its last checkpoint, bit-identically (the stage that
+            run folder holds).
+        progress: show progress bars.
+        **options: passed to :func:`autoencoders.train.train` (``log_epochs``,
+            ``stop_after_steps``, ``train_data`` and ``train_labels``: your own images
+            instead of ``config.data``).
+
+    Returns:
+        The :class:`Run` (for a staged model, the run of its last stage).
+
+    Example:
+        >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
+        >>> run = train(cfg)                                                 # doctest: +SKIP
+    """
+    require_config(config)
+    if options.get("train_data") is not None:  # saved once, then every stage trains on it
+        config = use_array(config, options.pop("train_data"), options.pop("train_labels", None),
+                           run)
+    options.pop("train_data", None)
+    options.pop("train_labels", None)
+    plan = MODELS[config.model_name].stages(config.model)
+    if resume or (len(plan) == 1 and not plan[0][1]):
+        return train_one(config, run, runs_dir=runs_dir, resume=resume, progress=progress,
+                         **options)
+    return train_stages(config, run or create_run(config, runs_dir), progress=progress,
+                        **options)
+
+
 def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
-                 resume: bool = False) -> Run:
-    """Train ``run``; a model class with ``stages(model_config)`` (the stacked DAE) trains
-    as a chain of runs, each initialised from the previous one with ``train.init_from``.
+                 resume: bool = False, **options: Any) -> Run:
+    """Train ``run`` in the stages of its model class (``stages(model_config)``): one stage
+    for most models; the stacked DAE trains as a chain of runs, each initialised from the
+    previous one with ``train.init_from``.
 
     Every stage but the last is its own run in ``<run>/<label>/``; the last stage trains in
     ``run`` itself, whose ``config.json`` then records the stage and its ``init_from``.
+    ``options`` go to :func:`autoencoders.train.train` (``log_epochs``, ...).
 
     ``resume``: continue an interrupted training: finished stages are kept, an unfinished
     one continues from its last checkpoint (bit-identically), missing ones are trained.
     """
-    from .registry import MODELS
-
-    stages = getattr(MODELS[config.model_name], "stages", None)
-    if stages is None:
-        return train(config, run, resume=resume, progress=progress)
-    plan = stages(config.model)
+    plan = MODELS[config.model_name].stages(config.model)
+    if len(plan) == 1 and not plan[0][1]:  # one stage as configured: train the run itself
+        return train_one(config, run, progress=progress, resume=resume, **options)
     previous = config.train.init_from
     if resume and plan and (run.path / plan[0][0] / "config.json").is_file():
         previous = Run.load(run.path / plan[0][0]).config.train.init_from  # the original
@@ -230,16 +293,16 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
         if resume and not last and (path / "config.json").is_file():
             stage_run = Run.load(path)
             if not trained(stage_run):
-                train(stage_run.config, stage_run, resume=True, progress=progress)
+                train_one(stage_run.config, stage_run, resume=True, progress=progress,
+                          **options)
             previous = str(stage_run.path)
             continue
         started = resume and last and trained_stage(run, stage_cfg)
-        stage_run = run if started else Run.create(stage_cfg, path=path, exist_ok=last)
-        if started:
-            stage_run = Run.load(path)
+        stage_run = Run.load(path) if started else Run.create(stage_cfg, path=path,
+                                                              exist_ok=last)
         if progress:
             log.info(f"--- stage {label}")
-        train(stage_run.config, stage_run, progress=progress, resume=started)
+        train_one(stage_run.config, stage_run, progress=progress, resume=started, **options)
         previous = str(stage_run.path)
     return Run.load(run.path)
 
@@ -314,33 +377,59 @@ def _finish(config: ExperimentConfig, run: Run, progress: bool, command: str,
     return run
 
 
+def sweep_children(config: ExperimentConfig
+                   ) -> list[tuple[str, ExperimentConfig, list[tuple[str, list[str]]]]]:
+    """The runs of a sweep: ``(label, config, figures left out)`` per value.
+
+    A sweep over whole models (``key = "model"``) shares one ``eval.figures``; a figure
+    that needs a capability one of the models lacks (``sticks`` for the Gaussian VAE
+    beside the stick-breaking one) is left out of that run's figures, and named with the
+    missing capabilities, rather than failing the sweep. Outside sweeps a missing
+    capability is an error (:func:`plot`)."""
+    out = []
+    for i, value in enumerate(config.sweep.values):
+        raw = config.to_dict()
+        raw.pop("sweep")
+        _set_dotted(raw, config.sweep.key, value)
+        label = config.sweep.label(i)
+        # [reference."<label>"] holds the paper's numbers for this run of the sweep
+        raw["reference"] = dict(config.reference.get(label, {}))
+        child = from_dict(copy.deepcopy(raw))
+        caps = MODELS[child.model_name].capabilities
+        skipped = [(name, sorted(FIGURES[name].requires - caps))
+                   for name in child.eval.figures if not FIGURES[name].requires <= caps]
+        if skipped:
+            raw["eval"]["figures"] = [f for f in child.eval.figures
+                                      if f not in dict(skipped)]
+            child = from_dict(raw)
+        out.append((label, child, skipped))
+    return out
+
+
 def _reproduce_sweep(config: ExperimentConfig, runs_dir: str, progress: bool,
                      command: str, path: Path | None = None, parent: Run | None = None
                      ) -> Run:
     t0 = time.perf_counter()
+    plan = sweep_children(config)
     resume = parent is not None
     if parent is None:
         parent = Run.create(config, runs_dir, path=path)
         parent.log_command(command)
     with parent.lock():
-        return _run_sweep(config, parent, progress, command, t0, resume)
+        return _run_sweep(config, plan, parent, progress, command, t0, resume)
 
 
-def _run_sweep(config: ExperimentConfig, parent: Run, progress: bool, command: str,
-               t0: float, resume: bool) -> Run:
+def _run_sweep(config: ExperimentConfig, plan: list, parent: Run, progress: bool,
+               command: str, t0: float, resume: bool = False) -> Run:
     children: list[tuple[str, Run]] = []
-    key = config.sweep.key
-    for i, value in enumerate(tqdm(config.sweep.values, desc=f"sweep {key}",
-                                   disable=not progress)):
-        raw = config.to_dict()
-        raw.pop("sweep")
-        _set_dotted(raw, key, value)
-        label = config.sweep.label(i)
-        # [reference."<label>"] holds the paper's numbers for this run of the sweep
-        raw["reference"] = dict(config.reference.get(label, {}))
-        child_cfg = from_dict(copy.deepcopy(raw))
+    for label, child_cfg, skipped in tqdm(plan,
+                                          desc=f"sweep {config.sweep.key}",
+                                          disable=not progress):
         if progress:
             log.info(f"--- {label}")
+            for name, missing in skipped:
+                log.info(f"figure {name!r} left out for {label}: its model lacks the "
+                         f"capability {', '.join(missing)}")
         if resume and (parent.path / label / "config.json").is_file():
             child = _finish(child_cfg, Run.load(parent.path / label), progress, command, None)
             children.append((label, child))
@@ -404,12 +493,8 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
     Raises:
         ConfigError: a name in ``only`` is not a shipped experiment.
     """
-    from .config import list_experiments, load_experiment
-    from .errors import ConfigError, DataMissingError
-    from .report import write_index
-
     t0 = time.perf_counter()
-    names = list_experiments()
+    names = configs.list_experiments()
     if only:
         unknown = [n for n in only if n not in names]
         if unknown:
@@ -419,7 +504,7 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
     results = []
     for name in names:
         overrides = [f'data.data_dir="{data_dir}"'] if data_dir else []
-        cfg = load_experiment(name, profile, overrides)
+        cfg = configs.load_experiment(name, profile, overrides)
         row = {"name": name, "paper": cfg.paper, "description": cfg.description}
         t1 = time.perf_counter()
         done = finished_run(runs_dir, cfg.name, profile) if skip_done else None
@@ -448,8 +533,6 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
     index = write_index(runs_dir, results, profile, time.perf_counter() - t0)
     done = [r["run"].path for r in results if r["status"] == "done"]
     if done:  # the results site of these runs: <runs_dir>/site/index.html
-        from .site import build_site
-
         try:
             log.info(f"site: {build_site(done, Path(runs_dir) / 'site', data_dir=data_dir)}")
         except UserError as e:

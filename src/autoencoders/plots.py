@@ -2,8 +2,8 @@
 
 Image grids are built with numpy and saved with Pillow (no torchvision). Curves use
 matplotlib's Agg backend. Every figure function takes a trained model and/or a run and a
-path, and returns the path it wrote; :data:`FIGURES` maps the names used in
-``eval.figures`` to the functions ``autoencoders plot`` calls.
+path, and returns the path it wrote; :data:`autoencoders.registry.FIGURES` maps the
+names used in ``eval.figures`` to the functions ``autoencoders plot`` calls.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from .data.load import load_split
 
 PNG_SCALE = 2  # upscale small images (nearest) so pixels stay crisp in a report
 
@@ -102,18 +104,16 @@ def manifold_grid(n: int) -> torch.Tensor:
 @torch.no_grad()
 def plot_manifold(model, path: str | Path, n: int = 20) -> Path | None:
     """Decoder means on an ``n x n`` grid of a 2-D latent space (Figure 4). None if not 2-D."""
-    if getattr(model, "latent_dim", None) != 2:
+    if model.latent_dim != 2:
         return None
     z = manifold_grid(n).to(next(model.parameters()).device)
-    x = model.lik.mean(model.decode(z))
+    x = model.decode_mean(z)
     return save_grid(x, path, nrow=n)
 
 
 @torch.no_grad()
 def plot_samples(model, path: str | Path, n: int = 100, seed: int = 0) -> Path | None:
     """Decoder means at ``n`` draws from the prior, in a square grid."""
-    if not getattr(model, "generative", False):
-        return None
     x = model.sample(n, generator=torch.Generator().manual_seed(seed))
     return save_grid(x, path, nrow=int(math.ceil(math.sqrt(n))))
 
@@ -175,9 +175,7 @@ def plot_curves(runs: list[tuple[str, list[dict]]], path: str | Path,
 def plot_filters(model, path: str | Path, n: int = 100) -> Path | None:
     """The first ``n`` filters of ``model.filters()`` tiled as images, each min-max
     normalised on its own (Vincent et al. 2008, Figure 3; Makhzani & Frey 2014, Figure 1).
-    None if the model has no ``filters`` method."""
-    if not hasattr(model, "filters"):
-        return None
+    The model needs the capability ``filters``."""
     w = model.filters()[:n].float()  # (n, C, H, W)
     flat = w.flatten(1)
     lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
@@ -250,11 +248,10 @@ def _elbo(row: dict, split: str) -> float | None:
 
 
 # --------------------------------------------------------------------------- registry
-# Figures a run can draw, named in ``eval.figures``. Each entry is
-# ``name -> (description, "module:function")``; the function has the signature
-# ``fn(run, model, path) -> Path | None`` (None: the figure does not apply, e.g. a manifold
-# of a 20-D latent space). Strings keep imports lazy, so a model's module can hold its own
-# figures without an import cycle.
+# Figures a run can draw, named in ``eval.figures`` and registered in
+# :data:`autoencoders.registry.FIGURES` with the model capabilities they need; each has the
+# signature ``fn(run, model, path) -> Path | None`` (None: the figure does not apply to this
+# run's data or configuration, e.g. a manifold of a 20-D latent space).
 
 
 def _fig_curves(run, model, path):
@@ -263,8 +260,6 @@ def _fig_curves(run, model, path):
 
 
 def _fig_reconstructions(run, model, path):
-    from .train import load_split
-
     return plot_reconstructions(model, load_split(run.config, "test").x, path)
 
 
@@ -282,48 +277,6 @@ def _fig_filters(run, model, path):
 
 def _fig_denoising(run, model, path):
     """Corrupted test inputs (model.corrupt, fixed seed) above their reconstructions."""
-    if not hasattr(model, "corrupt"):
-        return None
-    from .train import load_split
-
     gen = torch.Generator().manual_seed(0)
     return plot_reconstructions(model, load_split(run.config, "test").x, path,
                                 corrupt=lambda x: model.corrupt(x, generator=gen))
-
-
-FIGURES: dict[str, tuple[str, str]] = {
-    "curves": ("training curves: lower bound vs samples (log x)",
-               "autoencoders.plots:_fig_curves"),
-    "reconstructions": ("test inputs (above) and reconstructions (below)",
-                        "autoencoders.plots:_fig_reconstructions"),
-    "samples": ("decoder means at samples from the prior", "autoencoders.plots:_fig_samples"),
-    "manifold": ("2-D latent manifold through the inverse Gaussian CDF",
-                 "autoencoders.plots:_fig_manifold"),
-    "filters": ("first 100 filters (encoder weights as images, each normalised)",
-                "autoencoders.plots:_fig_filters"),
-    "denoising": ("corrupted test inputs (above) and their reconstructions (below)",
-                  "autoencoders.plots:_fig_denoising"),
-    "sticks": ("average stick weight per component, test set (stick-breaking models only)",
-               "autoencoders.latent_plots:fig_sticks"),
-    "codes_pca": ("first two principal components of the test codes, coloured by label",
-                  "autoencoders.latent_plots:fig_codes_pca"),
-    "traversals": ("latent traversals over [-3, 3] from test images, rows sorted by KL",
-                   "autoencoders.traversal_plots:fig_traversals"),
-    "kl_per_dim": ("average KL of each latent dimension on the test split (alive latents)",
-                   "autoencoders.traversal_plots:fig_kl_per_dim"),
-    "kl_over_training": ("KL of each latent on the validation split after every epoch",
-                         "autoencoders.traversal_plots:fig_kl_over_training"),
-}
-
-
-def draw(name: str, run, model, path: str | Path) -> Path | None:
-    """Draw the registered figure ``name`` for a run."""
-    return resolve(FIGURES[name][1])(run, model, Path(path))
-
-
-def resolve(target: str):
-    """``"package.module:function"`` -> the function."""
-    import importlib
-
-    module, _, func = target.partition(":")
-    return getattr(importlib.import_module(module), func)

@@ -26,8 +26,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import _closest, from_dict
+from .data import image_shape
 from .errors import CheckpointError, UserError
+from .models import build_model
 from .names import safe_name
+from .pipeline import stopped_notice
+from .provenance import git_commit
+from .runs import _fsync_path, remove_quietly
 
 
 def pretrained_dir() -> Path:
@@ -79,9 +84,6 @@ def pretrained(name: str | Path, dtype: torch.dtype = torch.float32):
 
 def load_file_model(path: str | Path, dtype: torch.dtype = torch.float32):
     """Build the model a pretrained file describes and load its weights."""
-    from .data import image_shape
-    from .registry import build_model
-
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -149,10 +151,6 @@ def export(run, name: str, out_dir: str | Path | None = None, command: str = "",
 
 
 def _export(run, path: Path, command: str) -> Path:
-    from .pipeline import stopped_notice
-    from .report import git_commit
-    from .runs import _fsync_path, remove_quietly
-
     model = run.load_model(run.config.eval.checkpoint)
     trained = stopped_notice(run, "exporting")
     tensors = {k: v.detach().to(torch.float16).contiguous()

@@ -8,83 +8,17 @@ number or ``{value = ..., source = "..."}``, keyed like ``eval.json`` (``test/el
 
 from __future__ import annotations
 
+import json
 import os
-import platform
 import re
-import subprocess
-import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .provenance import commit_and_state, cpu_features, hardware, versions
+from .registry import FIGURES, MODELS, find_output
 from .runs import Run, atomic_write_text, headline, holds_lock
-
-LABELS = {
-    "test/elbo": "test lower bound (ELBO), nats",
-    "test/log_px": "test log p(x), importance-weighted, nats",
-    "test/loss": "test loss, nats",
-    "test/rec": "test reconstruction term, nats",
-    "test/kl": "test KL term, nats",
-    "test/logreg_error": "test error of logistic regression on the features, %",
-    "valid/logreg_error": "validation error of logistic regression on the features, %",
-    "test/error": "test classification error, %",
-    "test/nll": "test negative log-likelihood of the labels, nats",
-    "test/knn_error_k3": "test error of 3-NN on the codes (posterior means), %",
-    "test/knn_error_k5": "test error of 5-NN on the codes (posterior means), %",
-    "test/knn_error_k10": "test error of 10-NN on the codes (posterior means), %",
-    "test/knn_error_sample_k3": "test error of 3-NN on posterior samples, %",
-    "test/knn_error_sample_k5": "test error of 5-NN on posterior samples, %",
-    "test/knn_error_sample_k10": "test error of 10-NN on posterior samples, %",
-    "test/knn_error_raw_k3": "test error of 3-NN on raw pixels, %",
-    "test/knn_error_raw_k5": "test error of 5-NN on raw pixels, %",
-    "test/knn_error_raw_k10": "test error of 10-NN on raw pixels, %",
-    "test/beta_vae_metric": "beta-VAE metric (Higgins et al.), eval accuracy, %",
-    "test/factor_vae_metric": "FactorVAE metric (Kim & Mnih), eval accuracy, %",
-    "test/mig": "MIG (Chen et al.), 0-1",
-}
-
-
-def hardware() -> str:
-    """One line: CPU model, cores, torch threads, memory, and the CUDA GPUs PyTorch sees."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    import torch
-
-    gpus = ""
-    if torch.cuda.is_available():
-        from .devices import describe
-
-        gpus = "; GPU " + "; ".join(describe(torch.device("cuda", i))
-                                     for i in range(torch.cuda.device_count()))
-    return (f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{mem}"
-            f"{gpus}")
-
-
-def cpu_features() -> str:
-    """The CPU features that decide our speed: AVX2, AVX-512, AVX-512 BF16, AMX (Linux)."""
-    try:
-        flags = set()
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        return ""
-    names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
-             ("amx_bf16", "AMX")]
-    return " ".join(label for flag, label in names if flag in flags)
 
 
 def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
@@ -92,15 +26,12 @@ def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
     """``<run>/provenance.json``: what made the run's numbers, for ``autoencoders results``:
     the command, the commit, hardware, versions, wall time and the machine's load average
     (a busy machine inflates wall times), and for a sweep or a seed group its children."""
-    import json
-    import time
-
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         load = []
     info = {
-        "kind": kind, "command": command, "commit": _commit_and_state(),
+        "kind": kind, "command": command, "commit": commit_and_state(),
         "hardware": hardware(),
         "cpu_features": cpu_features(), "versions": versions(),
         "wall_seconds": round(wall_seconds, 1), "load_average": load,
@@ -112,41 +43,6 @@ def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
     atomic_write_text(path, json.dumps(info, indent=2))
     return path
 
-
-def versions() -> str:
-    import numpy
-    import torch
-
-    from . import __version__
-
-    commit = git_commit()
-    return (f"autoencoders {__version__}{f' (git {commit})' if commit else ''}, "
-            f"Python {sys.version.split()[0]}, torch {torch.__version__}, "
-            f"numpy {numpy.__version__}")
-
-
-def _commit_and_state() -> str:
-    """The commit, with "+modified" when tracked files differ from it (numbers from a
-    modified tree are not reproducible from the commit alone)."""
-    commit = git_commit()
-    if not commit:
-        return ""
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                             capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).parent)
-    except (OSError, subprocess.SubprocessError):
-        return commit
-    return commit + ("+modified" if out.returncode == 0 and out.stdout.strip() else "")
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).parent)
-        return out.stdout.strip() if out.returncode == 0 else ""
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def _ref(entry: Any) -> tuple[Any, str]:
@@ -161,11 +57,28 @@ def _fmt(v: Any) -> str:
     return "—" if v is None else str(v)
 
 
+def table_keys(model_classes: list[type], evals: list[dict], refs: list[dict]
+               ) -> tuple[list[str], dict[str, str]]:
+    """The keys a table of numbers shows and their labels: every ``eval.json`` or
+    reference key that an output description (``registry.find_output``) puts in tables, in
+    its order (core numbers, the model's loss terms, each evaluator's outputs), then the
+    reference keys nothing describes."""
+    seen = list(dict.fromkeys([k for ev in evals for k in ev] + [k for r in refs for k in r]))
+    ranked, labels = [], {}
+    for k in seen:
+        found = next((f for cls in model_classes for f in [find_output(k, cls)] if f), None)
+        if found is not None and found[2]:
+            ranked.append((found[0], seen.index(k), k))
+            labels[k] = found[1]
+    keys = [k for *_, k in sorted(ranked)]
+    keys += [k for r in refs for k in r if k not in labels and k not in keys]
+    return list(dict.fromkeys(keys)), labels
+
+
 def numbers_table(run: Run) -> list[str]:
     ev = run.eval_results()
     ref = run.config.reference
-    keys = [k for k in LABELS if k in ev or k in ref] + [
-        k for k in ref if k not in LABELS]
+    keys, labels = table_keys([MODELS[run.config.model_name]], [ev], [ref])
     lines = ["| quantity | ours | paper | paper's source |", "|---|---|---|---|"]
     for k in keys:
         value, source = _ref(ref.get(k))
@@ -173,7 +86,7 @@ def numbers_table(run: Run) -> list[str]:
         if k == "test/log_px" and k in ev:
             ours += f" ± {ev.get('test/log_px_sem', 0):.2f} (K={ev['iw_samples']}, " \
                     f"{ev['iw_examples']} examples)"
-        lines.append(f"| {LABELS.get(k, k)} | {ours} | {_fmt(value)} | {source} |")
+        lines.append(f"| {labels.get(k, k)} | {ours} | {_fmt(value)} | {source} |")
     return lines
 
 
@@ -236,9 +149,8 @@ def write_report(run: Run, command: str = "", wall_seconds: float | None = None)
     if figs:
         lines += ["## Figures", ""]
         for f in figs:
-            from .plots import FIGURES
-
-            lines += [f"**{f.stem}**: {FIGURES.get(f.stem, ('',))[0]}", "",
+            about = FIGURES[f.stem].description if f.stem in FIGURES else ""
+            lines += [f"**{f.stem}**: {about}", "",
                       f"![{f.stem}](figures/{f.name})", ""]
     lines += _provenance(command, wall_seconds, run)
     path = run.path / "report.md"
@@ -257,10 +169,10 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
     if cfg.description:
         lines += [md_text(cfg.description), ""]
     evals = [(label, child.eval_results(), child.config.reference) for label, child in children]
-    keys = [k for k in LABELS if any(k in ev or k in ref for _, ev, ref in evals)]
-    keys += sorted({k for _, ev, ref in evals for k in ref if k not in LABELS})
+    classes = [MODELS[child.config.model_name] for _, child in children]
+    keys, labels = table_keys(classes, [ev for _, ev, _ in evals], [ref for *_, ref in evals])
     keys = [k for k in keys if k not in ("test/loss", "test/rec", "test/kl")] or keys
-    head = " | ".join(f"{LABELS.get(k, k)} (paper)" for k in keys)
+    head = " | ".join(f"{labels.get(k, k)} (paper)" for k in keys)
     lines += ["## Numbers", "", f"| run | {head} | budget | train s |",
               "|---|" + "---|" * (len(keys) + 2)]
     for (label, child), (_, ev, ref) in zip(children, evals, strict=True):
@@ -311,7 +223,7 @@ def _baselines_table(evals: list[tuple[str, dict, dict]]) -> list[str]:
             rows.setdefault(row, {})[metric] = value
     if not rows:
         return []
-    head = " | ".join(LABELS.get(f"test/{m}", m) for m in metrics)
+    head = " | ".join((find_output(f"test/{m}") or (0, m))[1] for m in metrics)
     out = ["", "Baselines (Higgins et al., Table 1), scored on the same votes:", "",
            f"| representation | {head} |", "|---|" + "---|" * len(metrics)]
     for row, values in rows.items():

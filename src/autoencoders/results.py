@@ -29,7 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import experiments_dir, read_toml
 from .errors import UserError
+from .registry import find_output
 from .runs import Run, atomic_write_text
 
 # Numbers shown when a run has them, besides every key the paper has a value for.
@@ -142,8 +144,6 @@ def paper_values(run: Run, label: str) -> dict[str, Any]:
     """The paper's numbers for ``run`` (a sweep's child: ``label``): from the shipped
     experiment's current ``[reference]`` (where sources and their check status are kept up
     to date), else what the run's config recorded."""
-    from .config import experiments_dir, read_toml
-
     path = experiments_dir() / f"{run.config.name.replace('-', '_')}.toml"
     if not path.is_file():
         return dict(run.config.reference)
@@ -219,9 +219,8 @@ def load_archives(folder: str | Path) -> dict[str, Reproduction]:
 # ---------------------------------------------------------------- tables
 
 def _label(key: str) -> str:
-    from .report import LABELS
-
-    return LABELS.get(key, key)
+    found = find_output(key)  # the registry's description of the key, with its unit
+    return found[1] if found else key
 
 
 def _ref(entry: Any) -> tuple[Any, str, str]:

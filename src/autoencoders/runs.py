@@ -42,8 +42,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import distributed
+from .checks import _check_choice
 from .config import ExperimentConfig, from_dict
+from .data import image_shape
 from .errors import CheckpointError, ConfigError, RunInUseError, UserError
+from .models import build_model
 from .names import safe_name
 
 MODEL_FILE = re.compile(r"model-\d{9}\.safetensors")
@@ -582,10 +586,6 @@ class Run:
 
     def load_model(self, which: str = "best"):
         """The trained model in eval mode. ``which``: "best" (falls back to "last") or "last"."""
-        from .config import _check_choice
-        from .data import image_shape
-        from .registry import build_model
-
         _check_choice("which", which, ["best", "last"])
         best = self.ckpt_dir / "best.safetensors"
         if which == "best" and best.is_file():
@@ -617,8 +617,6 @@ def holds_lock(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(run: Run | str | Path, *args: Any, **kwargs: Any) -> Any:
-        from . import distributed
-
         run = as_run(run, fn.__name__)
         if not distributed.is_main():
             return fn(run, *args, **kwargs)

@@ -20,11 +20,14 @@ It calls ``model.loss(x)`` and logs the named terms; it never checks the model's
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,59 +35,19 @@ from tqdm.auto import tqdm
 
 from . import devices, distributed, tensorboard_log
 from .config import ExperimentConfig
-from .data import ImageData, StreamedImages, get
+from .data import ImageData
+from .data.load import has_valid, load_split
+from .data.own import save_array
 from .errors import RunInUseError, TrainingDiverged, TrainingInterrupted, UserError
-from .evaluation.likelihood import average_loss_terms
 from .logs import logger as log
+from .models import build_model
 from .models.base import Loss
-from .registry import build_model
+from .models.estimators import average_loss_terms
 from .runs import Run, headline
 
-
-def load_split(config: ExperimentConfig, split: str, device: str = "cpu",
-               stream: bool = False) -> ImageData:
-    """One split of the experiment's dataset, as configured (binarisation, sizes, seed).
-
-    Args:
-        stream: the caller reads ``x`` only by indexing batches, so it may be a
-            :class:`~autoencoders.data.StreamedImages` when ``data.storage`` says so (the
-            trainer's train split). Otherwise ``x`` is always a tensor; with
-            ``data.storage`` other than "memory", a large data set's images are still read
-            from its memory-mapped cache rather than loaded whole.
-    """
-    d = config.data
-    storage = d.storage if stream or d.storage == "memory" else "auto"
-    try:
-        data = get(d.name, split, data_dir=d.data_dir, valid_size=d.valid_size,
-                   test_size=d.test_size, seed=d.split_seed, binarize=d.binarize,
-                   download=d.download, size=d.size,
-                   first=d.train_size if split == "train" else 0, storage=storage,
-                   path=d.path, image_size=d.image_size, channels=d.channels,
-                   valid_fraction=d.valid_fraction, test_fraction=d.test_fraction)
-    except UserError:
-        raise
-    except OSError as e:  # permissions, a folder where a file should be, an I/O error
-        where = e.filename or (d.data_dir or "the data folder")
-        raise UserError(
-            f"Cannot read {where} for {d.name!r}: {e.strerror or e}. Make it a readable file "
-            f"(check its permissions, e.g. `ls -l {where}`), or point --data-dir at a "
-            "folder whose files you can read.") from None
-    if not stream and isinstance(data.x, StreamedImages):
-        data.x = data.x[:]  # the caller wants a tensor: read every row once
-    data.x = data.x.to(device)
-    if data.y is not None:
-        data.y = data.y.to(device)
-    return data
-
-
-def has_valid(config: ExperimentConfig) -> bool:
-    """Whether the experiment carves a valid split (``data.valid_size``, or for your own
-    data ``data.valid_fraction``)."""
-    from .data import DATASETS
-
-    if getattr(DATASETS.get(config.data.name), "user", False):
-        return config.data.valid_fraction > 0
-    return config.data.valid_size > 0
+__all__ = ["TrainState", "checkpoint", "create_run", "end_epoch", "has_valid",
+           "init_weights_", "load_split", "make_optimizer", "run_epoch", "seed_everything",
+           "train", "train_step", "use_array", "validate"]
 
 
 def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
@@ -205,10 +168,7 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         >>> cfg = load_experiment("vae-mnist", overrides=["train.epochs=1"])  # doctest: +SKIP
         >>> run = train(cfg)                                                 # doctest: +SKIP
     """
-    if not isinstance(config, ExperimentConfig):
-        raise UserError(f"train takes an ExperimentConfig, e.g. "
-                        f"train(load_experiment(\"vae-mnist\")), got {config!r} "
-                        f"({type(config).__name__}).")
+    require_config(config)
     if resume:
         check_resumable(run)
     if train_data is not None:
@@ -233,6 +193,14 @@ def train(config: ExperimentConfig, run: Run | None = None, *, runs_dir: str = "
         torch.set_num_threads(threads)
 
 
+def require_config(config: Any, what: str = "train") -> None:
+    """Raise a UserError unless ``config`` is an :class:`ExperimentConfig`."""
+    if not isinstance(config, ExperimentConfig):
+        raise UserError(f"{what} takes an ExperimentConfig, e.g. "
+                        f"{what}(load_experiment(\"vae-mnist\")), got {config!r} "
+                        f"({type(config).__name__}).")
+
+
 def check_resumable(run: Run | None) -> None:
     """Raise a UserError unless ``run`` is one run folder that ``--resume`` can continue."""
     if run is None:
@@ -249,10 +217,6 @@ def check_resumable(run: Run | None) -> None:
 def use_array(config: ExperimentConfig, x, labels=None, run: Run | None = None
               ) -> ExperimentConfig:
     """``config`` with its data replaced by the in-memory images ``x`` (see ``train``)."""
-    import dataclasses
-
-    from .data.own import save_array
-
     if run is not None:
         raise UserError("train(config, run, train_data=...): a run folder already fixes its "
                         "data in config.json; pass train_data without run.")
@@ -261,6 +225,105 @@ def use_array(config: ExperimentConfig, x, labels=None, run: Run | None = None
                                size=0, image_size=0, channels=0)
     data.validate()
     return dataclasses.replace(config, data=data)
+
+
+@dataclass
+class TrainState:
+    """Everything training needs to continue bit-identically: what ``checkpoint`` writes
+    and ``--resume`` reads, whole (every field goes both ways, see :meth:`to_checkpoint`).
+
+    ``epoch`` and ``step_in_epoch`` say where training continues: the epoch (0-based) and
+    the batch in it; ``perm`` is that epoch's order of the train split and ``acc`` the
+    running sums (loss and terms, times batch size) over its batches so far.
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    data_gen: torch.Generator  # data order and dynamic binarisation
+    #: fp16 only (CUDA): scales the loss so small gradients survive float16; disabled
+    #: (a no-op, and not written) otherwise
+    scaler: torch.amp.GradScaler = field(
+        default_factory=lambda: torch.amp.GradScaler("cuda", enabled=False))
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    samples: int = 0
+    elapsed: float = 0.0  # seconds of training, over every call
+    best: float = float("inf")  # best valid/loss (train/loss without a valid split)
+    bad_epochs: int = 0  # epochs since ``best`` improved (early stopping)
+    perm: torch.Tensor | None = None
+    acc: torch.Tensor | None = None
+    finished: bool = False
+
+    #: fields not written as they are: the weights go to their own file, the optimiser
+    #: and the generators are written as their states
+    _OBJECTS: ClassVar[tuple[str, ...]] = ("model", "optimizer", "data_gen", "scaler")
+    #: tensors written on the CPU (so a GPU run resumes on any device), read onto the device
+    _TENSORS: ClassVar[tuple[str, ...]] = ("perm", "acc")
+
+    def to_checkpoint(self, device: torch.device | None = None) -> dict[str, Any]:
+        """The state file's dict (the weights are saved separately); ``device``: the one
+        training runs on (its CUDA RNG state is saved too)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in self._OBJECTS}
+        for k in self._TENSORS:
+            out[k] = None if out[k] is None else out[k].cpu()
+        return {"optimizer": self.optimizer.state_dict(),
+                "rng": _rng_state(self.data_gen, device),
+                **({"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}),
+                **out}
+
+    def load_checkpoint(self, state: dict[str, Any], device: torch.device | None = None
+                        ) -> None:
+        """Restore everything :meth:`to_checkpoint` wrote (but the weights); tensors onto
+        ``device``."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], self.data_gen, device)
+        for f in fields(self):
+            if f.name not in self._OBJECTS:
+                value = state[f.name]
+                if f.name in self._TENSORS and value is not None and device is not None:
+                    value = value.to(device)
+                setattr(self, f.name, value)
+
+
+@dataclass
+class _Session:
+    """What stays fixed while one call of :func:`train` runs (nothing here is saved)."""
+
+    config: ExperimentConfig
+    run: Run
+    x: Any  # the train split: a tensor, or StreamedImages read batch by batch
+    y: torch.Tensor | None  # its labels, on the device, for models that use them
+    dynamic: bool  # dynamic binarisation: each batch sampled from the data generator
+    valid: ImageData | None
+    loss_fn: Callable[[torch.Tensor, torch.Tensor | None], Loss]
+    device: torch.device
+    precision: str  # "fp32", "bf16" or "fp16" (resolved from train.precision)
+    rank: int
+    world: int
+    progress: bool
+    log_epochs: bool
+    stop_after_steps: int
+    sigint: dict[str, bool] = field(default_factory=dict)
+    tb: tensorboard_log.TensorBoardLog | None = None
+    steps_this_call: int = 0
+    term_names: list[str] = field(default_factory=list)  # "loss" and the model's terms
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def n_batches(self) -> int:
+        return (self.x.shape[0] + self.config.train.batch_size - 1) // self.config.train.batch_size
+
+    def should_stop(self) -> bool:
+        """Ctrl-C was pressed, or the testing aid's step budget is spent."""
+        return self.sigint["hit"] or bool(
+            self.stop_after_steps and self.steps_this_call >= self.stop_after_steps)
 
 
 def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: bool,
@@ -278,26 +341,59 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
         run.clear_status()
     if tc.tensorboard:
         tensorboard_log.require()  # before any run folder is made
+    s, state = _setup(config, run, runs_dir, device, precision, rank, world, progress,
+                      log_epochs, stop_after_steps)
+    if run is None:  # _setup made it, once the data and the model were ready
+        made["run"] = s.run
+        if rank == 0:
+            stack.enter_context(s.run.lock())
+    resumed = resume and s.run.has_checkpoint()
+    if resumed:
+        weights, saved = s.run.load_checkpoint()
+        s.run.load_weights_into(state.model, weights)
+        state.load_checkpoint(saved, s.device)
+        if s.main:  # only rank 0 writes the run folder
+            s.run.truncate_metrics(state.epoch)
+        if state.finished:
+            return s.run
+    elif resume and s.main:
+        s.run.truncate_metrics(0)
+    if tc.init_from and not resumed:
+        init_weights_(state.model, tc.init_from)
+    # a resumed run drops the TensorBoard events after its checkpoint, as metrics.jsonl does
+    purge = state.global_step + 1 if resumed else (0 if resume else None)
+    state.model.train()
+    with _sigint_flag() as s.sigint, _tensorboard(s.run, tc.tensorboard and s.main,
+                                                  purge) as s.tb:
+        while state.epoch < tc.epochs:
+            if not run_epoch(s, state):  # stopped within the epoch, checkpointed
+                return _stopped(s.run, s.sigint["hit"])
+            stop_early = end_epoch(s, state, validate(s, state))
+            if stop_early:
+                break
+            if s.should_stop():
+                return _stopped(s.run, s.sigint["hit"])
+    return s.run
+
+
+def _setup(config: ExperimentConfig, run: Run | None, runs_dir: str, device: torch.device,
+           precision: str, rank: int, world: int, progress: bool, log_epochs: bool,
+           stop_after_steps: int) -> tuple[_Session, TrainState]:
+    """Load the data, build the model and optimiser (seeded), make the run folder."""
+    tc = config.train
     train_data = load_split(config, "train", device, stream=True)
     valid_data = load_split(config, "valid", device) if has_valid(config) else None
-    x_train = train_data.x
     y_train = train_data.y
-    n = x_train.shape[0]
-    if n == 0:
+    if train_data.x.shape[0] == 0:
         raise UserError(f"The train split of {config.data.name} is empty.")
-    dynamic = train_data.binarize == "dynamic"
-
     seed_everything(tc.seed)
-    model = build_model(config.model, tuple(x_train.shape[1:])).to(device)
-    uses_labels = getattr(model, "uses_labels", False)
-    if uses_labels and y_train is None:
+    model = build_model(config.model, tuple(train_data.x.shape[1:])).to(device)
+    if model.uses_labels and y_train is None:
         raise UserError(f"Model {config.model_name!r} trains on labels, but "
                         f"{config.data.name!r} has none.")
     optimizer = make_optimizer(model, tc)
-    # fp16 only (CUDA): scale the loss so small gradients survive float16
-    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
-    data_gen = torch.Generator().manual_seed(tc.seed)
-    main = rank == 0
+    state = TrainState(model, optimizer, torch.Generator().manual_seed(tc.seed),
+                       torch.amp.GradScaler("cuda", enabled=precision == "fp16"))
     if world > 1:  # same initial weights everywhere (same seed), different noise per rank
         from torch.nn.parallel import DistributedDataParallel
 
@@ -309,180 +405,181 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
             return Loss(total, terms)
     else:
         def loss_fn(xb, yb):
-            return model.loss(xb, yb) if uses_labels else model.loss(xb)
+            return model.loss(xb, yb) if model.uses_labels else model.loss(xb)
 
     if run is None:
         run = create_run(config, runs_dir)
-        made["run"] = run
-        if rank == 0:
-            stack.enter_context(run.lock())
-    start_epoch, step_in_epoch, global_step, samples = 0, 0, 0, 0
-    elapsed, best, bad_epochs = 0.0, float("inf"), 0
-    perm = None
-    acc = None
-    resumed = resume and run.has_checkpoint()
-    if resumed:
-        weights, state = run.load_checkpoint()
-        run.load_weights_into(model, weights)
-        optimizer.load_state_dict(state["optimizer"])
-        if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], data_gen, device)
-        start_epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
-        global_step, samples = state["global_step"], state["samples"]
-        elapsed, best, bad_epochs = state["elapsed"], state["best"], state["bad_epochs"]
-        perm, acc = (None if t is None else t.to(device) for t in (state["perm"], state["acc"]))
-        if main:  # only rank 0 writes the run folder
-            run.truncate_metrics(start_epoch)
-        if state.get("finished"):
-            return run
-    elif resume and main:
-        run.truncate_metrics(0)
-    if tc.init_from and not resumed:
-        init_weights_(model, tc.init_from)
+    session = _Session(config, run, train_data.x, y_train if model.uses_labels else None,
+                       train_data.binarize == "dynamic", valid_data, loss_fn, device,
+                       precision, rank, world, progress, log_epochs, stop_after_steps)
+    return session, state
 
-    def checkpoint(epoch: int, step_in: int, finished: bool = False) -> None:
-        if not main:
-            return
-        run.save_checkpoint(model, {
-            "optimizer": optimizer.state_dict(), "rng": _rng_state(data_gen, device),
-            **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
-            "epoch": epoch, "step_in_epoch": step_in, "global_step": global_step,
-            "samples": samples, "elapsed": elapsed, "best": best, "bad_epochs": bad_epochs,
-            # on the CPU, so a GPU run resumes anywhere
-            "perm": None if perm is None else perm.cpu(),
-            "acc": None if acc is None else acc.cpu(), "finished": finished,
-        }, global_step)
 
-    n_batches = (n + tc.batch_size - 1) // tc.batch_size
-    steps_this_call = 0
-    # a resumed run drops the TensorBoard events after its checkpoint, as metrics.jsonl does
-    purge = global_step + 1 if resumed else (0 if resume else None)
-    model.train()
-    with _sigint_flag() as sigint, _tensorboard(run, tc.tensorboard and main, purge) as tb:
-        for epoch in range(start_epoch, tc.epochs):
-            model.on_epoch_start(epoch, tc.epochs)
-            if step_in_epoch == 0:
-                perm = torch.randperm(n, generator=data_gen).to(device)
-                acc = None
-            bar = tqdm(total=n_batches, initial=step_in_epoch, disable=not (progress and main),
-                       desc=f"epoch {epoch + 1}/{tc.epochs}", unit="batch", leave=False,
-                       dynamic_ncols=True)
-            t0 = time.perf_counter()
-            seen0 = samples
-            for b in range(step_in_epoch, n_batches):
-                idx = perm[b * tc.batch_size:(b + 1) * tc.batch_size]
-                xb = x_train[idx]
-                if dynamic:  # the whole global batch, so every rank's generator stays in step
-                    if xb.device.type == "cpu":
-                        xb = torch.bernoulli(xb, generator=data_gen)
-                    else:  # the CPU generator draws: the same images on every device
-                        xb = torch.bernoulli(xb.cpu(), generator=data_gen).to(device)
-                n_global = xb.shape[0]
-                if world > 1:  # this rank's equal slice of the global batch
-                    idx, xb = idx.tensor_split(world)[rank], xb.tensor_split(world)[rank]
-                with torch.autocast(device_type=device.type,
-                                    dtype=devices.autocast_dtype(precision) or torch.bfloat16,
-                                    enabled=precision != "fp32"):
-                    out = loss_fn(xb, y_train[idx] if uses_labels else None)
-                terms = torch.stack([out.total.detach(),
-                                     *[v.detach() for v in out.terms.values()]])
-                batch_sum = distributed.all_reduce_sum_(terms.double() * xb.shape[0])
-                if world > 1:
-                    terms = (batch_sum / n_global).to(terms.dtype)
-                if not bool(torch.isfinite(terms).all()):
-                    names = ["loss", *out.terms]
-                    shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, terms.tolist(),
-                                                                     strict=True))
-                    if run.has_checkpoint():
-                        kept = (f"the last good checkpoint in {run.ckpt_dir} is kept. Try a "
-                                f"smaller train.lr (now {tc.lr}) or another train.seed in a "
-                                "new run; resuming repeats the same steps and diverges again")
-                    else:
-                        kept = ("no checkpoint had been written yet, so there is nothing to "
-                                f"resume. Start a new run with a smaller train.lr (now "
-                                f"{tc.lr}) or another train.seed")
-                    raise TrainingDiverged(
-                        f"Training diverged at epoch {epoch + 1}, step {b + 1} of that epoch "
-                        f"(global step {global_step + 1}): {shown}. The bad step was not "
-                        f"applied; {kept}."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler.is_enabled():
-                    scaler.scale(out.total).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    out.total.backward()
-                    optimizer.step()
-                acc = batch_sum if acc is None else acc + batch_sum
-                global_step += 1
-                samples += n_global
-                steps_this_call += 1
-                done_in_epoch = b + 1
-                if progress and (done_in_epoch % tc.log_every == 0 or done_in_epoch == n_batches):
-                    rate = (samples - seen0) / max(time.perf_counter() - t0, 1e-9)
-                    names = ["loss", *out.terms]
-                    seen_epoch = min(done_in_epoch * tc.batch_size, n)
-                    post = {k: f"{v / seen_epoch:.2f}"
-                            for k, v in zip(names, acc.tolist(), strict=True)}
-                    post["samples/s"] = f"{rate:,.0f}"
-                    bar.set_postfix(post, refresh=False)
-                bar.update(1)
-                stop_now = sigint["hit"] or (stop_after_steps and
-                                             steps_this_call >= stop_after_steps)
-                if done_in_epoch < n_batches and (
-                        stop_now or (tc.checkpoint_every and
-                                     global_step % tc.checkpoint_every == 0)):
-                    elapsed += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    seen0 = samples
-                    checkpoint(epoch, done_in_epoch)
-                    if stop_now:
-                        bar.close()
-                        return _stopped(run, sigint["hit"])
-            bar.close()
-            elapsed += time.perf_counter() - t0
-            names = ["loss", *out.terms]
-            row: dict[str, Any] = {"epoch": epoch + 1, "step": global_step, "samples": samples,
-                                   "time": round(elapsed, 3)}
-            for k, v in zip(names, (acc / n).tolist(), strict=True):
-                row[f"train/{k}"] = v
-            if valid_data is not None and main:
-                for k, v in average_loss_terms(model, valid_data.x, y=valid_data.y).items():
-                    row[f"valid/{k}"] = v
-                if hasattr(model, "diagnostics"):  # e.g. KL per latent: logged, not shown
-                    for k, v in model.diagnostics(valid_data.x).items():
-                        row[f"valid/{k}"] = v
-                model.train()
-            row = distributed.broadcast(row)  # rank 0's validation decides for everyone
-            metric = row.get("valid/loss", row["train/loss"])
-            if metric < best:
-                best, bad_epochs = metric, 0
-                if tc.early_stopping and main:
-                    run.save_best(model, {"epoch": epoch + 1, "valid/loss": metric})
-            else:
-                bad_epochs += 1
-            if main:
-                run.append_metrics(row)
-                if tb is not None:
-                    tb.scalars(row)
-            if log_epochs and main:
-                shown = "  ".join(f"{k} {v:.3f}" for k, v in headline(row).items())
-                log.info(f"epoch {epoch + 1}/{tc.epochs}  {shown}  ({elapsed:.0f} s)")
-            step_in_epoch = 0
-            stop_early = bool(tc.early_stopping) and bad_epochs >= tc.early_stopping
-            finished = epoch + 1 == tc.epochs or stop_early
-            checkpoint(epoch + 1, 0, finished=finished)
-            distributed.barrier()
-            if stop_early:
-                if progress and main:
-                    log.info(f"early stopping: valid/loss did not improve for "
-                               f"{bad_epochs} epochs (best {best:.3f})")
-                break
-            if sigint["hit"] or (stop_after_steps and steps_this_call >= stop_after_steps):
-                return _stopped(run, sigint["hit"])
-    return run
+def run_epoch(s: _Session, state: TrainState) -> bool:
+    """Train the rest of ``state.epoch``: False if training stopped (Ctrl-C, step budget)
+    within it, after a checkpoint; True once every batch of the epoch has run."""
+    tc = s.config.train
+    state.model.on_epoch_start(state.epoch, tc.epochs)
+    if state.step_in_epoch == 0:
+        state.perm = torch.randperm(s.x.shape[0], generator=state.data_gen).to(s.device)
+        state.acc = None
+    bar = tqdm(total=s.n_batches, initial=state.step_in_epoch,
+               disable=not (s.progress and s.main), desc=f"epoch {state.epoch + 1}/{tc.epochs}",
+               unit="batch", leave=False, dynamic_ncols=True)
+    clock = _Clock(state.samples)
+    for b in range(state.step_in_epoch, s.n_batches):
+        train_step(s, state, b)
+        state.step_in_epoch = b + 1
+        _show_progress(s, state, bar, clock)
+        if state.step_in_epoch < s.n_batches and (s.should_stop() or (
+                tc.checkpoint_every and state.global_step % tc.checkpoint_every == 0)):
+            clock.bank(state)
+            checkpoint(s, state)
+            if s.should_stop():
+                bar.close()
+                return False
+    bar.close()
+    clock.bank(state)
+    return True
+
+
+def train_step(s: _Session, state: TrainState, b: int) -> None:
+    """One optimiser step on batch ``b`` of the epoch's permutation; its loss and terms
+    (times the batch size, summed over processes) are added to ``state.acc``.
+
+    Raises:
+        TrainingDiverged: a loss or term is not finite; the step is not applied.
+    """
+    tc = s.config.train
+    idx = state.perm[b * tc.batch_size:(b + 1) * tc.batch_size]
+    xb = s.x[idx]
+    if s.dynamic:  # the whole global batch, so every rank's generator stays in step
+        if xb.device.type == "cpu":
+            xb = torch.bernoulli(xb, generator=state.data_gen)
+        else:  # the CPU generator draws: the same images on every device
+            xb = torch.bernoulli(xb.cpu(), generator=state.data_gen).to(s.device)
+    n_global = xb.shape[0]
+    if s.world > 1:  # this rank's equal slice of the global batch
+        idx, xb = idx.tensor_split(s.world)[s.rank], xb.tensor_split(s.world)[s.rank]
+    with torch.autocast(device_type=s.device.type,
+                        dtype=devices.autocast_dtype(s.precision) or torch.bfloat16,
+                        enabled=s.precision != "fp32"):
+        out = s.loss_fn(xb, s.y[idx] if s.y is not None else None)
+    s.term_names = ["loss", *out.terms]
+    terms = torch.stack([out.total.detach(), *[v.detach() for v in out.terms.values()]])
+    batch_sum = distributed.all_reduce_sum_(terms.double() * xb.shape[0])
+    if s.world > 1:
+        terms = (batch_sum / n_global).to(terms.dtype)
+    if not bool(torch.isfinite(terms).all()):
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(s.term_names, terms.tolist(),
+                                                         strict=True))
+        if s.run.has_checkpoint():
+            kept = (f"the last good checkpoint in {s.run.ckpt_dir} is kept. Try a smaller "
+                    f"train.lr (now {tc.lr}) or another train.seed in a new run; resuming "
+                    "repeats the same steps and diverges again")
+        else:
+            kept = ("no checkpoint had been written yet, so there is nothing to resume. Start "
+                    f"a new run with a smaller train.lr (now {tc.lr}) or another train.seed")
+        raise TrainingDiverged(
+            f"Training diverged at epoch {state.epoch + 1}, step {b + 1} of that epoch "
+            f"(global step {state.global_step + 1}): {shown}. The bad step was not "
+            f"applied; {kept}."
+        )
+    state.optimizer.zero_grad(set_to_none=True)
+    if state.scaler.is_enabled():
+        state.scaler.scale(out.total).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+    else:
+        out.total.backward()
+        state.optimizer.step()
+    state.acc = batch_sum if state.acc is None else state.acc + batch_sum
+    state.global_step += 1
+    state.samples += n_global
+    s.steps_this_call += 1
+
+
+def validate(s: _Session, state: TrainState) -> dict[str, Any]:
+    """The epoch's metrics row: train averages, then (rank 0, with a validation split) the
+    loss terms and the model's ``diagnostics`` on the validation split."""
+    row: dict[str, Any] = {"epoch": state.epoch + 1, "step": state.global_step,
+                           "samples": state.samples, "time": round(state.elapsed, 3)}
+    n = s.x.shape[0]
+    for k, v in zip(s.term_names, (state.acc / n).tolist(), strict=True):
+        row[f"train/{k}"] = v
+    if s.valid is not None and s.main:
+        model = state.model
+        for k, v in average_loss_terms(model, s.valid.x, y=s.valid.y).items():
+            row[f"valid/{k}"] = v
+        for k, v in model.diagnostics(s.valid.x).items():  # e.g. KL per latent: logged
+            row[f"valid/{k}"] = v
+        model.train()
+    return distributed.broadcast(row)  # rank 0's validation decides for everyone
+
+
+def end_epoch(s: _Session, state: TrainState, row: dict[str, Any]) -> bool:
+    """Book the finished epoch: best and early-stopping counters, the metrics row, the
+    epoch line, the checkpoint. Returns True when early stopping ends training."""
+    tc = s.config.train
+    metric = row.get("valid/loss", row["train/loss"])
+    if metric < state.best:
+        state.best, state.bad_epochs = metric, 0
+        if tc.early_stopping and s.main:
+            s.run.save_best(state.model, {"epoch": state.epoch + 1, "valid/loss": metric})
+    else:
+        state.bad_epochs += 1
+    if s.main:
+        s.run.append_metrics(row)
+        if s.tb is not None:
+            s.tb.scalars(row)
+    if s.log_epochs and s.main:
+        shown = "  ".join(f"{k} {v:.3f}" for k, v in headline(row).items())
+        log.info(f"epoch {state.epoch + 1}/{tc.epochs}  {shown}  ({state.elapsed:.0f} s)")
+    stop_early = bool(tc.early_stopping) and state.bad_epochs >= tc.early_stopping
+    state.epoch, state.step_in_epoch = state.epoch + 1, 0
+    state.finished = state.epoch == tc.epochs or stop_early
+    checkpoint(s, state)
+    distributed.barrier()
+    if stop_early and s.progress and s.main:
+        log.info(f"early stopping: valid/loss did not improve for {state.bad_epochs} "
+                 f"epochs (best {state.best:.3f})")
+    return stop_early
+
+
+def checkpoint(s: _Session, state: TrainState) -> None:
+    """Write ``state`` whole (rank 0 only): weights, the state file, then the manifest."""
+    if s.main:
+        s.run.save_checkpoint(state.model, state.to_checkpoint(s.device),
+                              state.global_step)
+
+
+class _Clock:
+    """Training time of the epoch in progress, banked into ``state.elapsed`` at each
+    checkpoint and at the epoch's end; and the throughput shown in the progress bar."""
+
+    def __init__(self, samples: int):
+        self.t0, self.seen0 = time.perf_counter(), samples
+
+    def bank(self, state: TrainState) -> None:
+        now = time.perf_counter()
+        state.elapsed += now - self.t0
+        self.t0, self.seen0 = now, state.samples
+
+    def rate(self, samples: int) -> float:
+        return (samples - self.seen0) / max(time.perf_counter() - self.t0, 1e-9)
+
+
+def _show_progress(s: _Session, state: TrainState, bar, clock: _Clock) -> None:
+    """Every ``train.log_every`` batches: the epoch's running averages and samples/s."""
+    tc = s.config.train
+    done = state.step_in_epoch
+    if s.progress and (done % tc.log_every == 0 or done == s.n_batches):
+        seen = min(done * tc.batch_size, s.x.shape[0])
+        post = {k: f"{v / seen:.2f}" for k, v in zip(s.term_names, state.acc.tolist(),
+                                                     strict=True)}
+        post["samples/s"] = f"{clock.rate(state.samples):,.0f}"
+        bar.set_postfix(post, refresh=False)
+    bar.update(1)
 
 
 @contextmanager

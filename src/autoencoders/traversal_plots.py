@@ -5,9 +5,9 @@ one latent over [-3, 3] with the others fixed, and decode; one row per latent, r
 by the latent's average KL(q(z_d|x) || p(z_d)) (``VAE.kl_per_dim``) so that the
 informative ("alive") latents come first. ``kl_over_training`` draws the per-latent KL
 that the trainer logs after every epoch (``valid/kl_dim/<d>``, from ``VAE.diagnostics``).
-The figures are registered in :data:`autoencoders.plots.FIGURES` (``traversals``,
-``kl_per_dim``, ``kl_over_training``) and work for any model with Gaussian ``encode`` ->
-``(mu, log_var)`` and ``lik.mean(decode(z))`` (VAE, BetaVAE).
+The figures are registered in :data:`autoencoders.registry.FIGURES` (``traversals``,
+``kl_per_dim``, ``kl_over_training``) and work for any model with the capabilities
+``kl_per_dim`` (``features`` is the posterior mean) and ``decode_mean`` (VAE, BetaVAE).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .plots import pyplot, save_figure
+from .data.load import load_split
+from .plots import image_grid, pyplot, save_figure
 
 
 @torch.no_grad()
@@ -30,13 +31,13 @@ def traversal_images(model, seeds: torch.Tensor, order: np.ndarray, n_steps: int
     """
     was = model.training
     model.eval()
-    mu, _ = model.encode(seeds)  # (S, Z)
+    mu = model.features(seeds)  # (S, Z): the posterior means
     values = torch.linspace(-limit, limit, n_steps)
     rows = []
     for d in order:
         z = mu[:, None, :].repeat(1, n_steps, 1)  # (S, n_steps, Z)
         z[:, :, int(d)] = values
-        rows.append(model.lik.mean(model.decode(z)))  # (S, n_steps, C, H, W)
+        rows.append(model.decode_mean(z))  # (S, n_steps, C, H, W)
     model.train(was)
     return torch.stack(rows).cpu()
 
@@ -52,8 +53,6 @@ def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: st
     separated by 2 grid pixels and the figure never shows fewer than one screen pixel per
     grid pixel, so rows stay apart.
     """
-    from .plots import image_grid
-
     kl = model.kl_per_dim(x_for_kl).numpy()
     order = np.argsort(-kl)[:max_rows]
     imgs = traversal_images(model, seeds, order, n_steps, limit)  # (R, S, T, C, H, W)
@@ -113,25 +112,13 @@ def plot_kl_per_dim(model, x: torch.Tensor, path: str | Path) -> Path:
 # ---------------------------------------------------------------- figure registry entries
 
 
-def _gaussian_latents(model) -> bool:
-    return hasattr(model, "lik") and hasattr(model, "latent_dim") and hasattr(model, "kl")
-
-
 def fig_traversals(run, model, path):
-    """Traversals from the first three test images (None for non-Gaussian-latent models)."""
-    if not _gaussian_latents(model):
-        return None
-    from .train import load_split
-
+    """Traversals from the first three test images."""
     x = load_split(run.config, "test").x
     return plot_traversals(model, x[:3], x[:2000], path)
 
 
 def fig_kl_per_dim(run, model, path):
-    if not _gaussian_latents(model):
-        return None
-    from .train import load_split
-
     return plot_kl_per_dim(model, load_split(run.config, "test").x[:5000], path)
 
 
@@ -163,5 +150,5 @@ def plot_kl_over_training(rows: list[dict], path: str | Path) -> Path | None:
 
 
 def fig_kl_over_training(run, model, path):
-    """None when the run logged no per-latent KL (models without ``diagnostics``)."""
+    """None when the run logged no per-latent KL (``valid/kl_dim/<d>``)."""
     return plot_kl_over_training(run.metrics(), path)

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,6 +61,7 @@ from autoencoders.data.dsprites import DSpritesGenerated, DSpritesOfficial
 from autoencoders.data.frey import FreyFace, read_frey
 from autoencoders.data.mnist import MNIST, FashionMNIST, PooledMNIST, read_idx
 from autoencoders.data.own import ArrayData, FolderData, registered
+from autoencoders.data.splits import TEST_SPLIT_SEED, ImageData, _rows  # noqa: F401
 from autoencoders.data.storage import (
     STORAGES,
     StreamedImages,
@@ -106,35 +106,8 @@ SPLITS = ("train", "valid", "test")
 BINARIZE = ("none", "static", "dynamic")
 STATIC_BINARIZE_SEED = 12345
 _SEED_OFFSET = {"train": 0, "test": 1}  # official split -> offset of its binarisation seed
-TEST_SPLIT_SEED = 2014  # carves test out of train for datasets without an official test split
 
 _CacheKey = tuple[tuple[str, int, int], ...]
-
-
-@dataclass
-class ImageData:
-    """One split of a dataset.
-
-    Attributes:
-        name: Dataset name, e.g. ``"mnist"``.
-        split: ``"train"``, ``"valid"`` or ``"test"``.
-        x: Images ``(N, C, H, W)`` float32 in [0, 1] (MNIST ``(N, 1, 28, 28)``, Frey
-            ``(N, 1, 28, 20)``); in {0, 1} when binarised. A
-            :class:`~autoencoders.data.storage.StreamedImages` instead when the split
-            streams from a memory-mapped cache (``storage``): index it to get tensors.
-        y: Labels ``(N,)`` int64, or ``None`` when the dataset has none (Frey).
-        binarize: ``"none"`` (grey), ``"static"`` (``x`` is binary) or ``"dynamic"``
-            (``x`` is grey; the trainer draws binary images from it every epoch).
-    """
-
-    name: str
-    split: str
-    x: torch.Tensor | StreamedImages
-    y: torch.Tensor | None
-    binarize: str
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
 
 
 def get(
@@ -526,44 +499,6 @@ def _other_md5s(cls: type) -> frozenset[str]:
                 if spec.name in own:
                     md5s |= {spec.md5, spec.raw_md5} - {None}
     return frozenset(md5s)
-
-
-def _rows(
-    cls: type,
-    official: dict,
-    split: str,
-    valid_size: int,
-    test_size: int,
-    seed: int,
-) -> tuple[str, np.ndarray]:
-    """Which official split and which of its rows (sorted) make up ``split``."""
-    n = len(official["train"][0])
-    has_test = "test" in official
-    if has_test and test_size:
-        raise ConfigError(
-            f"test_size must be 0 for {cls.name}, which has an official test split; "
-            f"got test_size={test_size}."
-        )
-    if has_test and split == "test":
-        return "test", np.arange(len(official["test"][0]))
-    if test_size >= n:
-        raise ConfigError(
-            f"test_size={test_size} leaves no training images: {cls.name} has {n} images, "
-            f"so test_size must be at most {n - 1}."
-        )
-    if valid_size + test_size >= n:
-        carved = f", {test_size} of which go to test" if test_size else ""
-        raise ConfigError(
-            f"valid_size={valid_size} leaves no training images: {cls.name} has {n} official "
-            f"training images{carved}, so valid_size must be at most {n - 1 - test_size}."
-        )
-    fixed = torch.randperm(n, generator=torch.Generator().manual_seed(TEST_SPLIT_SEED))
-    test, pool = fixed[:test_size], fixed[test_size:].sort().values
-    if split == "test":
-        return "train", test.sort().values.numpy()
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
-    chosen = pool[order[:valid_size]] if split == "valid" else pool[order[valid_size:]]
-    return "train", chosen.sort().values.numpy()
 
 
 def _cache_key(paths: dict[str, Path]) -> _CacheKey:

@@ -31,8 +31,9 @@ import numpy as np
 import torch
 
 from autoencoders.data.download import Source, data_dirs
+from autoencoders.data.splits import ImageData, _rows
 from autoencoders.data.storage import StreamedImages, cached_uint8, over_budget, report_streaming
-from autoencoders.errors import DataCorruptError, DataMissingError, UserError
+from autoencoders.errors import ConfigError, DataCorruptError, DataMissingError, UserError
 
 SIZE = 64
 CROP = 148
@@ -190,9 +191,6 @@ class CelebA:
         ``valid_size`` images are carved from all of them. ``size`` > 0 keeps the first
         ``size`` images; ``first`` > 0 the first ``first`` of the split. ``storage``: see
         :mod:`autoencoders.data.storage`."""
-        from autoencoders.data import ImageData, _rows
-        from autoencoders.errors import ConfigError
-
         if binarize != "none":
             raise ConfigError(f"binarize = {binarize!r} does not apply to CelebA (colour "
                               "images); use binarize = \"none\".")

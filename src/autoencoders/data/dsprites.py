@@ -47,7 +47,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from autoencoders.data.download import FileSpec, Source
+from autoencoders.data.download import FileSpec, Source, ensure
+from autoencoders.data.splits import ImageData, _rows
 from autoencoders.data.storage import (
     StreamedImages,
     cache_dir,
@@ -316,7 +317,6 @@ class _DSpritesBase:
         ``budget`` as float32, the subset's images come from a memory-mapped uint8 cache
         (written once, block by block), never from one array in RAM.
         """
-        from autoencoders.data import ImageData, _rows
 
         cls.ensure_files(data_dir, download)  # a missing file is the first thing to say
         rows = cls.subset_rows(size)
@@ -423,8 +423,6 @@ class DSpritesOfficial(_DSpritesBase):
 
     @classmethod
     def _path(cls, data_dir, download: bool) -> Path:
-        from autoencoders.data.download import ensure
-
         return ensure(cls.source, data_dir, download)[NPZ_NAME]
 
     @classmethod

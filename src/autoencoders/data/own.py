@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from autoencoders.data.download import Source
+from autoencoders.data.storage import cache_dir
 from autoencoders.errors import ConfigError, DataCorruptError, DataMissingError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -396,8 +397,6 @@ def save_array(x: Any, labels: Any = None) -> Path:
         The path of the ``.npz``.
     """
     import os
-
-    from autoencoders.data.storage import cache_dir
 
     images = as_images(x, "train_data")
     y = as_labels(labels, len(images), "train_labels")

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from autoencoders.errors import ConfigError, UserError
+from autoencoders.logs import logger
 
 STORAGES = ("auto", "memory", "memmap")
 BUDGET_FRACTION = 0.5  # of the available RAM: room for the model, valid split, evaluation
@@ -183,8 +184,6 @@ def _size(n_bytes: float) -> str:
 
 
 def _log(message: str) -> None:
-    from autoencoders.logs import logger
-
     logger.info(message)
 
 

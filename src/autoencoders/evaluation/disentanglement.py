@@ -34,11 +34,18 @@ latents match the prior, so their posterior mean is ~0):
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..data import DATASETS
+from ..errors import UserError
+from ..models import MODELS, build_model
+from ..runs import atomic_write_text
 
 Represent = Callable[[torch.Tensor], torch.Tensor]
 
@@ -348,16 +355,13 @@ def mig(ground_truth, represent: Represent, *, num_points: int = 10000, num_bins
 
 
 # ------------------------------------------------------------------------- evaluators
-# ``fn(run, model) -> dict`` for ``eval.metrics`` (autoencoders.evaluation.EVALUATORS).
+# ``fn(run, model) -> dict`` for ``eval.metrics`` (autoencoders.registry.EVALUATORS).
 # Every model of every run is scored on the same votes: the generator's seed is fixed.
 
 EVAL_SEED = 2017
 
 
 def _ground_truth(run):
-    from ..data import DATASETS
-    from ..errors import UserError
-
     d = run.config.data
     cls = DATASETS[d.name]
     if not hasattr(cls, "ground_truth"):
@@ -441,13 +445,12 @@ def baselines_evaluator(run, model) -> dict[str, float]:
     The baselines do not depend on the trained weights, so their numbers are cached in
     ``<run folder>/../.baselines/<key>.json``, keyed by a hash of everything they depend
     on (data and eval config, seed, latent size and, for ``untrained``, the network
-    config without its loss weights): the children of a sweep share one computation.
+    config without its loss weights, ``network_fields``): the children of a sweep share one
+    computation. PCA and ICA get as many components as the model's code has dimensions.
     """
-    from ..registry import build_model
-
     cfg = run.config
     gt = _ground_truth(run)
-    n_comp = int(getattr(model, "latent_dim", 10))
+    n_comp = model.latent_dim or _code_size(model, gt.image_shape)
     fit_x = None
     out: dict[str, float] = {}
     for name in cfg.eval.baselines:
@@ -477,28 +480,28 @@ def baselines_evaluator(run, model) -> dict[str, float]:
     return out
 
 
-# fields that change the loss but not the network, so not the untrained baseline
-_LOSS_ONLY_FIELDS = ("beta", "gamma", "capacity_max", "capacity_steps")
+@torch.no_grad()
+def _code_size(model, image_shape: tuple[int, int, int]) -> int:
+    """Width of ``model.features`` (for models without a ``latent_dim``)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    width = model.features(torch.zeros(1, *image_shape, device=device)).flatten(1).shape[1]
+    model.train(was_training)
+    return int(width)
 
 
 def _baseline_cache_path(run, name: str, n_comp: int):
-    import hashlib
-    import json
-
     d = run.config.to_dict()
     key: dict[str, Any] = {"baseline": name, "data": d["data"], "eval": d["eval"],
                            "seed": d["train"]["seed"], "latent_dim": n_comp, "version": 1}
     if name == "untrained":
-        key["model"] = {k: v for k, v in d["model"].items() if k not in _LOSS_ONLY_FIELDS}
-        key["model"]["name"] = {"betavae": "vae"}.get(key["model"]["name"],
-                                                      key["model"]["name"])
+        key["model"] = MODELS[run.config.model_name].network_fields(d["model"])
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
     return run.path.parent / ".baselines" / f"{name}-{digest.hexdigest()[:16]}.json"
 
 
 def _read_json(path) -> dict[str, float] | None:
-    import json
-
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -507,10 +510,6 @@ def _read_json(path) -> dict[str, float] | None:
 
 
 def _write_json(path, data: dict[str, float]) -> None:
-    import json
-
-    from ..runs import atomic_write_text
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(data, indent=1))

@@ -1,19 +1,21 @@
 """Classifiers on learned codes: "features learned without labels make a good classifier".
 
 Each probe is split into a sampler that needs a model and data (``encode_dataset``, the
-``*_evaluator`` functions registered in :data:`autoencoders.evaluation.EVALUATORS`) and a
+``*_evaluator`` functions registered in :data:`autoencoders.registry.EVALUATORS`) and a
 pure scorer on arrays (``logistic_regression_probe``). Every hyper-parameter is chosen on
 the validation split; the test split is scored once, with the chosen values.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..data.load import has_valid, load_split
 from ..errors import ConfigError
 
 
@@ -27,9 +29,9 @@ def encode_dataset(model, x: torch.Tensor, batch: int = 1000, method: str = "fea
         x: ``(N, C, H, W)`` images.
         batch: examples per forward pass.
         method: the model's method that codes a batch: ``"features"`` or, for generative
-            models, ``"sample_posterior"``.
-        **options: passed to that method (e.g. ``alpha`` for the k-sparse AE, ``generator``
-            for ``sample_posterior``).
+            models (capability ``generative``), ``"sample_posterior"``.
+        **options: passed to that method (``alpha`` for models with the capability
+            ``feature_alpha``, ``generator`` for ``sample_posterior``).
 
     Returns:
         ``(N, n_features)`` float32 array.
@@ -37,7 +39,10 @@ def encode_dataset(model, x: torch.Tensor, batch: int = 1000, method: str = "fea
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    code = getattr(model, method)
+    if method not in ("features", "sample_posterior"):
+        raise ConfigError(f"encode_dataset: method = {method!r} is not valid; choices: "
+                          "features, sample_posterior.")
+    code = model.sample_posterior if method == "sample_posterior" else model.features
     out = [code(x[i:i + batch].to(device), **options).flatten(1).float().cpu()
            for i in range(0, x.shape[0], batch)]
     model.train(was_training)
@@ -105,8 +110,9 @@ def logreg_evaluator(run, model) -> dict[str, float]:
     """Logistic regression on ``model.features`` (Makhzani & Frey 2014, section 4.2).
 
     Trains on the run's train split (at most ``eval.logreg_train_size`` examples), chooses
-    C from ``eval.logreg_C`` and, when ``eval.feature_alphas`` is set (k-sparse AE), the
-    number of kept units alpha * k on the validation split, and reports the test error.
+    C from ``eval.logreg_C`` and, when ``eval.feature_alphas`` is set (models with the
+    capability ``feature_alpha``: the k-sparse AE), the number of kept units alpha * k on
+    the validation split, and reports the test error.
 
     Returns:
         ``test/logreg_error`` and ``valid/logreg_error`` (%), the chosen ``logreg_C`` (and
@@ -114,10 +120,14 @@ def logreg_evaluator(run, model) -> dict[str, float]:
     """
     from threadpoolctl import threadpool_limits
 
-    from ..train import has_valid, load_split
-
     cfg = run.config
     ev = cfg.eval
+    if ev.feature_alphas and "feature_alpha" not in model.capabilities:
+        raise ConfigError(
+            f"Experiment {cfg.name!r}: eval.feature_alphas = {ev.feature_alphas} asks the "
+            f"evaluator 'logreg' for features(x, alpha=...), the capability "
+            f"'feature_alpha' that model {cfg.model_name!r} does not have (the k-sparse AE "
+            "has it). Set eval.feature_alphas = [].")
     if not has_valid(cfg):
         raise ConfigError(
             f"The logreg probe chooses its hyper-parameters on the validation split, but "
@@ -215,17 +225,15 @@ def knn_evaluator(run, model) -> dict[str, float]:
         posterior samples, ``test/knn_error_raw_k<k>`` with raw pixels, and
         ``knn_train_examples``. Empty if ``eval.knn_k`` is empty.
     """
-    import dataclasses
-
-    from ..train import load_split
-
     cfg = run.config
     ks = list(cfg.eval.knn_k)
     if not ks:
         return {}
-    if "sample" in cfg.eval.knn_codes and not getattr(model, "generative", False):
-        raise ConfigError(f"eval.knn_codes includes \"sample\", but model {cfg.model_name!r} "
-                          "has no posterior to sample from; use [\"mean\"].")
+    if "sample" in cfg.eval.knn_codes and "generative" not in model.capabilities:
+        raise ConfigError(f"Experiment {cfg.name!r}: eval.knn_codes includes \"sample\" "
+                          f"for the evaluator 'knn', which needs the capability "
+                          f"'generative' that model {cfg.model_name!r} does not have (it has "
+                          "no posterior to sample from); use [\"mean\"].")
     if cfg.data.binarize == "dynamic":
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, binarize="static"))
     train, test = load_split(cfg, "train"), load_split(cfg, "test")

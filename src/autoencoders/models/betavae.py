@@ -23,7 +23,7 @@ it unchanged. It is saved with the weights, so a resumed run continues the sched
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -53,14 +53,28 @@ class BetaVAEConfig(VAEConfig):
                 f"and model.gamma >= 0 (got {self.gamma}).")
 
 
+# fields that change the loss but not the network
+_LOSS_ONLY_FIELDS = ("beta", "gamma", "capacity_max", "capacity_steps")
+
+
 class BetaVAE(VAE):
     """VAE whose KL term is weighted by beta, or pulled towards a growing capacity C."""
 
     Config = BetaVAEConfig
+    loss_terms = {**VAE.loss_terms, "capacity": "capacity C of the objective, nats"}
 
     def __init__(self, config: BetaVAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    @classmethod
+    def network_fields(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        """The VAE's: beta, gamma and the capacity schedule change only the loss, so an
+        untrained beta-VAE is an untrained VAE (they share baseline caches)."""
+        out = {k: v for k, v in fields.items() if k not in _LOSS_ONLY_FIELDS}
+        if "name" in out:
+            out["name"] = VAE.Config.model_name
+        return out
 
     def capacity(self) -> float:
         """C in nats at the current training step (0 without capacity control)."""

@@ -77,9 +77,14 @@ def _init_sigmoid_(weight: torch.Tensor, std: float) -> None:
 
 
 class DenoisingAE(Autoencoder):
-    """One-hidden-layer sigmoid denoising autoencoder (Vincent et al. 2008)."""
+    """One-hidden-layer sigmoid denoising autoencoder (Vincent et al. 2008).
+
+    ``model(x)`` is the reconstruction of the clean ``x``, sigmoid(W' y + b').
+    """
 
     Config = DenoisingAEConfig
+    capabilities = frozenset({"filters", "corrupt"})
+    loss_terms = {"rec": "reconstruction cross-entropy with the clean input, nats"}
 
     def __init__(self, config: DenoisingAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)

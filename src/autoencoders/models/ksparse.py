@@ -99,9 +99,14 @@ def k_schedule(epoch: int, total_epochs: int, k_start: int, k: int,
 
 
 class KSparseAE(Autoencoder):
-    """Tied-weight linear autoencoder with a top-k hidden layer (Makhzani & Frey 2014)."""
+    """Tied-weight linear autoencoder with a top-k hidden layer (Makhzani & Frey 2014).
+
+    ``model(x)`` is W^T supp_k(W x + b) + b' clipped to [0, 1].
+    """
 
     Config = KSparseAEConfig
+    capabilities = frozenset({"filters", "feature_alpha"})
+    loss_terms = {"rec": "squared reconstruction error, summed over pixels"}
 
     def __init__(self, config: KSparseAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)

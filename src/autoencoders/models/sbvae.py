@@ -126,12 +126,14 @@ class StickBreakingVAE(LatentVariableModel):
     """Stick-breaking VAE with Kumaraswamy posteriors and MLP encoder/decoder.
 
     ``latent_dim`` is K (the decoder's input, the weights pi); the encoder outputs 2 (K - 1)
-    numbers, the raw a and b of the K - 1 sticks.
+    numbers, the raw a and b of the K - 1 sticks. ``model(x)`` is the decoder's mean at the
+    expected stick weights E_q[pi].
     """
 
     Config = SBVAEConfig
-    #: ``features`` are stick weights (the ``sticks`` figure applies).
-    stick_breaking: ClassVar[bool] = True
+    #: ``features`` are stick weights (the ``sticks`` figure applies)
+    capabilities = LatentVariableModel.capabilities | {"stick_weights"}
+    loss_terms = {"rec": "reconstruction term, nats", "kl": "KL term, nats"}
 
     def __init__(self, config: SBVAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
@@ -157,6 +159,10 @@ class StickBreakingVAE(LatentVariableModel):
                     raw_b.clamp(lo, math.log(c.max_b)).exp())
         return ((c.min_param + F.softplus(raw_a)).clamp(max=c.max_a),
                 (c.min_param + F.softplus(raw_b)).clamp(max=c.max_b))
+
+    def decode_mean(self, pi: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean image, ``(..., K) -> (..., C, H, W)``."""
+        return self.lik.mean(self.decode(pi))
 
     def decode(self, pi: torch.Tensor) -> torch.Tensor:
         """``(..., K) -> (..., n_params*C, H, W)`` decoder parameters (logits)."""

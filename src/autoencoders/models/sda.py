@@ -69,9 +69,17 @@ class StackedDAEConfig:
 
 
 class StackedDAE(Autoencoder):
-    """SdA-L: greedy layer-wise denoising pre-training, then a fine-tuned softmax MLP."""
+    """SdA-L: greedy layer-wise denoising pre-training, then a fine-tuned softmax MLP.
+
+    ``model(x)`` is the first layer's tied reconstruction, sigmoid(W_1^T h_1 + c_1) (the
+    classifier's output is ``classifier(features(x))``).
+    """
 
     Config = StackedDAEConfig
+    capabilities = frozenset({"filters", "labels", "stages"})
+    loss_terms = {"error": "classification error, %",
+                  "nll": "negative log-likelihood of the labels, nats",
+                  "rec": "reconstruction cross-entropy of a pre-trained layer's input, nats"}
 
     def __init__(self, config: StackedDAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)

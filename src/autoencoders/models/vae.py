@@ -31,7 +31,15 @@ from .likelihoods import (
     make_likelihood,
     standard_normal_log_prob,
 )
-from .nets import ConvDecoder, Unflatten, conv_encoder, flat_dim, kaiming_init_, mlp
+from .nets import (
+    ACTIVATIONS,
+    ConvDecoder,
+    Unflatten,
+    conv_encoder,
+    flat_dim,
+    kaiming_init_,
+    mlp,
+)
 
 
 @dataclass
@@ -65,8 +73,6 @@ class VAEConfig:
             raise ConfigError(f"model.hidden = {self.hidden} must be >= 1.")
         if self.init_std < 0:
             raise ConfigError(f"model.init_std = {self.init_std} must be >= 0.")
-        from .nets import ACTIVATIONS
-
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"model.activation = {self.activation!r} is not valid; "
                               f"choices: {', '.join(sorted(ACTIVATIONS))}.")
@@ -84,9 +90,15 @@ class VAEConfig:
 
 class VAE(LatentVariableModel):
     """Gaussian-latent VAE with MLP (or, with ``arch = "conv"``, convolutional) encoder and
-    decoder (Kingma & Welling 2014)."""
+    decoder (Kingma & Welling 2014).
+
+    ``model(x)`` is the decoder's mean at the posterior mean, ``lik.mean(decode(mu(x)))``:
+    pixel probabilities (Bernoulli) or means (Gaussian).
+    """
 
     Config = VAEConfig
+    capabilities = LatentVariableModel.capabilities | {"kl_per_dim", "diagnostics"}
+    loss_terms = {"rec": "reconstruction term, nats", "kl": "KL term, nats"}
 
     def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
@@ -124,6 +136,10 @@ class VAE(LatentVariableModel):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``(..., latent_dim) -> (..., n_params*C, H, W)`` decoder parameters (logits)."""
         return self.decoder(z)
+
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean image, ``(..., latent_dim) -> (..., C, H, W)``."""
+        return self.lik.mean(self.decode(z))
 
     def kl(self, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
         """KL(q(z|x) || p(z)) per example, ``(B,)`` nats."""

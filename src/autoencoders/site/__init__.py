@@ -22,7 +22,9 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
+from ..data.load import load_split
 from ..errors import SiteError, UserError
+from ..registry import FIGURES
 from ..runs import Run
 from . import explorer as ex
 from .pages import Explorer, Figure, Page, experiment_page, index_page, report_sections
@@ -87,8 +89,6 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 
 def _copy_figures(run: Run, dest: Path, prefix: str = "") -> list[Figure]:
-    from ..plots import FIGURES
-
     figs = []
     for f in sorted((run.path / "figures").glob("*.png")):
         target = dest / "figures" / prefix / f.name
@@ -97,7 +97,8 @@ def _copy_figures(run: Run, dest: Path, prefix: str = "") -> list[Figure]:
         label = f"{f.stem} ({prefix})" if prefix else f.stem
         figs.append(Figure(src=quote((Path("figures") / prefix / f.name).as_posix()),
                            name=label,
-                           caption=FIGURES.get(f.stem, ("",))[0]))
+                           caption=FIGURES[f.stem].description if f.stem in FIGURES
+                           else ""))
     return figs
 
 
@@ -117,8 +118,6 @@ def _explorer(run: Run, title: str, data_id: str, data_dir: Path,
               data_override: str | None, budget: list[int]) -> Explorer | None:
     """Export one run's explorer data into ``data/<data_id>.js`` (or say why not); None
     for models without a latent space to explore (DAE, k-sparse AE, SdA)."""
-    from ..train import load_split
-
     try:
         model = run.load_model(run.config.eval.checkpoint)
     except UserError as e:

@@ -34,6 +34,7 @@ from torch import nn
 from ..models.nets import ACTIVATIONS, Unflatten
 from ..models.sbvae import StickBreakingVAE, kumaraswamy_log_mean
 from ..models.vae import VAE
+from ..traversal_plots import traversal_images
 
 MAX_LIVE_PARAMS = 1_500_000  # larger decoders (beta-VAE's 3 x 1200 dSprites MLP) get frames
 FP16_TOLERANCE = 0.5 / 255  # float16 weights only if they move no pixel by more than this
@@ -254,8 +255,6 @@ def explorer_data(model, test_x: torch.Tensor, test_y: torch.Tensor | None,
 @torch.no_grad()
 def _frames(model, seed: torch.Tensor, order: list[int]) -> dict[str, Any]:
     """Traversal frames as one PNG sheet: a row per slider, FRAME_STEPS columns."""
-    from ..traversal_plots import traversal_images
-
     imgs = traversal_images(model, seed, np.array(order), FRAME_STEPS, LIMIT)[:, 0]
     rows, steps, c, h, w = imgs.shape
     sheet = _uint8(imgs).transpose(0, 3, 1, 4, 2).reshape(rows * h, steps * w, c)

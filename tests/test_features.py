@@ -1,12 +1,20 @@
-"""The kNN probe on codes: oracle codes score ~0 % error, noise ~90 %, sklearn agrees."""
+"""evaluation/features.py: the kNN probe on codes (oracle codes score ~0 % error, noise ~90 %,
+sklearn agrees) and its options; the logistic-regression probe; encode_dataset."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from tiny_problems import SHAPE, blobs
 
 from autoencoders.errors import ConfigError
-from autoencoders.evaluation.features import knn_error, knn_errors
+from autoencoders.evaluation.features import (
+    encode_dataset,
+    knn_error,
+    knn_errors,
+    logistic_regression_probe,
+)
+from autoencoders.models.dae import DenoisingAE, DenoisingAEConfig
 
 
 def _codes(rng, y, informative: bool):
@@ -63,3 +71,31 @@ def test_sampled_codes_need_a_generative_model_and_the_choice_is_checked():
     torch.manual_seed(0)
     with pytest.raises(ConfigError, match="no posterior to sample from"):
         knn_evaluator(FakeRun(), model)
+
+
+# ------------------------------------------------------- logistic regression probe
+
+
+def _split_codes(z: np.ndarray, y: np.ndarray):
+    return z[:600], y[:600], z[600:800], y[600:800], z[800:], y[800:]
+
+
+def test_logreg_probe_oracles():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 1200)
+    informative = np.eye(10)[y] + 0.1 * rng.standard_normal((1200, 10))
+    res = logistic_regression_probe(*_split_codes(informative, y))
+    assert res["test_error"] < 1.0
+    noise = rng.standard_normal((1200, 10))
+    res = logistic_regression_probe(*_split_codes(noise, y))
+    assert 80.0 < res["test_error"] < 100.0
+    assert res["C"] in res["valid_errors"]
+
+
+def test_encode_dataset_uses_eval_mode_and_batches():
+    model = DenoisingAE(DenoisingAEConfig(hidden=8, noise=0.5), SHAPE)
+    model.train()
+    x = blobs(50)
+    z = encode_dataset(model, x, batch=7)
+    assert z.shape == (50, 8) and model.training
+    assert np.allclose(z, model.features(x).detach().numpy(), atol=1e-6)

@@ -1,0 +1,99 @@
+"""Where a result came from: the machine, the library versions and the source commit.
+
+Written into every report (:mod:`autoencoders.report`) and every exported model
+(:mod:`autoencoders.pretrained`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy
+import torch
+
+from .devices import describe
+
+
+def package_version() -> str:
+    """The installed version of this package."""
+    try:
+        return version("autoencoders")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def hardware() -> str:
+    """One line: CPU model, cores, torch threads, memory, and the CUDA GPUs PyTorch sees."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    gpus = ""
+    if torch.cuda.is_available():
+        gpus = "; GPU " + "; ".join(describe(torch.device("cuda", i))
+                                     for i in range(torch.cuda.device_count()))
+    return (f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{mem}"
+            f"{gpus}")
+
+
+def cpu_features() -> str:
+    """The CPU features that decide our speed: AVX2, AVX-512, AVX-512 BF16, AMX (Linux)."""
+    try:
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return ""
+    names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
+             ("amx_bf16", "AMX")]
+    return " ".join(label for flag, label in names if flag in flags)
+
+
+def versions() -> str:
+    """One line: this package's version (and git commit), Python, torch, numpy."""
+    commit = git_commit()
+    return (f"autoencoders {package_version()}{f' (git {commit})' if commit else ''}, "
+            f"Python {sys.version.split()[0]}, torch {torch.__version__}, "
+            f"numpy {numpy.__version__}")
+
+
+def git_commit() -> str:
+    """The short commit of the source tree this package runs from ("" outside git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).parent)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def commit_and_state() -> str:
+    """The commit, with "+modified" when tracked files differ from it (numbers from a
+    modified tree are not reproducible from the commit alone)."""
+    commit = git_commit()
+    if not commit:
+        return ""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return commit
+    return commit + ("+modified" if out.returncode == 0 and out.stdout.strip() else "")

@@ -1,0 +1,88 @@
+"""models/ksparse.py: top-k, the k schedule, the model on a tiny problem, and the
+ksparse-classify experiment end to end."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_problems import SHAPE, blobs, fit, one_thread  # noqa: F401
+
+from autoencoders.errors import ConfigError
+from autoencoders.models.ksparse import KSparseAE, KSparseAEConfig, k_schedule, topk, topk_mask
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_topk_keeps_exactly_k_per_row_and_the_largest():
+    h = torch.randn(50, 40, generator=torch.Generator().manual_seed(0))
+    for k in (1, 7, 40):
+        mask = topk_mask(h, k)
+        assert (mask.sum(1) == k).all()
+        kept_min = torch.where(mask, h, torch.inf).min(1).values
+        dropped_max = torch.where(mask, -torch.inf, h).max(1).values
+        assert (kept_min > dropped_max).all()
+        z = topk(h, k)
+        assert torch.equal(z[mask], h[mask]) and (z[~mask] == 0).all()
+
+
+def test_topk_gradient_flows_only_through_kept_units():
+    h = torch.randn(8, 30, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    upstream = torch.randn(8, 30, generator=torch.Generator().manual_seed(2))
+    (topk(h, 5) * upstream).sum().backward()
+    mask = topk_mask(h.detach(), 5)
+    assert torch.equal(h.grad[mask], upstream[mask])
+    assert (h.grad[~mask] == 0).all()
+
+
+def test_k_schedule_decreases_linearly_and_reaches_the_target():
+    ks = [k_schedule(e, 10, 100, 25, 0.5) for e in range(10)]
+    assert ks[0] == 100 and ks[5:] == [25] * 5
+    assert all(a > b for a, b in zip(ks[:5], ks[1:6], strict=True))
+    assert k_schedule(0, 1, 100, 25, 0.5) == 25  # one epoch: the target at once
+
+
+def test_ksparse_model_schedule_and_code_sparsity():
+    cfg = KSparseAEConfig(hidden=64, k=5, k_start=40, alpha=3.0)
+    model = KSparseAE(cfg, SHAPE)
+    x = blobs(32)
+    model.on_epoch_start(0, 4)
+    assert model.k == 40 and ((model.encode(x) != 0).sum(1) <= 40).all()
+    model.on_epoch_start(2, 4)
+    assert model.k == 5
+    assert ((model.encode(x) != 0).sum(1) == 5).all()
+    assert ((model.features(x) != 0).sum(1) == 15).all()  # alpha * k
+    assert ((model.features(x, alpha=2) != 0).sum(1) == 10).all()
+
+
+def test_ksparse_config_errors_name_the_value():
+    with pytest.raises(ConfigError, match="model.k = 0"):
+        KSparseAEConfig(hidden=10, k=0).validate()
+    with pytest.raises(ConfigError, match="k_start = 5"):
+        KSparseAEConfig(hidden=100, k=10, k_start=5).validate()
+
+
+def test_ksparse_learns_a_tiny_problem():
+    x = blobs()
+    model = KSparseAE(KSparseAEConfig(hidden=32, k=4, k_start=4), SHAPE)
+    before, after = fit(model, x)
+    # 4 patterns, 5 % flips: the floor is the flip noise, about 36 * 0.05 = 1.8 per image
+    assert after < 0.25 * before and after < 3.0
+
+
+def test_ksparse_classify_end_to_end_on_a_slice_of_mnist(tmp_path, shared_data):
+    """reproduce -> logreg probe chooses alpha and C on valid; figures and report exist."""
+    from autoencoders.config import load_experiment
+    from autoencoders.pipeline import reproduce
+
+    cfg = load_experiment("ksparse-classify", "quick", [
+        f"data.data_dir={shared_data}", "data.train_size=1000", "data.valid_size=500",
+        "train.epochs=4", "model.hidden=64", "model.k=10", "model.k_start=20",
+        "eval.logreg_train_size=1000", "eval.feature_alphas=[1.0, 2.0]",
+        "eval.logreg_C=[0.1, 1.0]"])
+    run = reproduce(cfg, runs_dir=str(tmp_path), progress=False)
+    ev = run.eval_results()
+    assert ev["logreg_alpha"] in (1.0, 2.0) and ev["logreg_C"] in (0.1, 1.0)
+    assert ev["logreg_train_examples"] == 1000
+    assert 0.0 <= ev["test/logreg_error"] < 60.0  # far better than chance (90 %)
+    assert (run.path / "figures" / "filters.png").is_file()
+    assert "logistic regression" in (run.path / "report.md").read_text()

@@ -1,0 +1,120 @@
+"""models/sda.py: the stacked DAE's stages, fine-tuning from the pre-trained weights, the
+fine-tuned classifier against the random-init baseline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_problems import SHAPE, one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _sda_experiment(tmp_path, pretrain: bool = True, epochs: int = 1):
+    """A tiny SdA-2 on 64 synthetic 6x6 images (4 classes), through the real trainer."""
+    from autoencoders.config import from_dict
+
+    return from_dict({
+        "experiment": {"name": "sda-tiny"},
+        "model": {"name": "sda", "hidden": [12, 8], "noise": [0.25, 0.1], "num_classes": 4,
+                  "pretrain": pretrain, "pretrain_epochs": 2, "pretrain_lr": 0.01},
+        "data": {"name": "tiny-blobs", "valid_size": 16},
+        "train": {"epochs": epochs, "batch_size": 16, "lr": 0.01, "optimizer": "adam"},
+        "eval": {"iw_samples": 0, "figures": []},
+    })
+
+
+@pytest.fixture
+def tiny_blobs_dataset(monkeypatch):
+    """Register a 4-class synthetic dataset served by the data layer's ``get``."""
+    import importlib
+
+    from autoencoders import data
+    from autoencoders.data import ImageData
+
+    load_mod = importlib.import_module("autoencoders.data.load")
+
+    class TinyBlobs:
+        name = "tiny-blobs"
+        image_shape = SHAPE
+        num_classes = 4
+
+    g = torch.Generator().manual_seed(0)
+    patterns = (torch.rand(4, *SHAPE, generator=g) < 0.4).float()
+    y_all = torch.randint(0, 4, (96,), generator=g)
+    x_all = patterns[y_all]
+
+    def fake_get(name, split="train", *, valid_size=0, **kw):
+        rows = {"train": slice(0, 64), "valid": slice(64, 80), "test": slice(80, 96)}[split]
+        return ImageData(name, split, x_all[rows].clone(), y_all[rows].clone(), "none")
+
+    monkeypatch.setitem(data.DATASETS, "tiny-blobs", TinyBlobs)
+    monkeypatch.setattr(load_mod, "get", fake_get)
+    return x_all, y_all
+
+
+def test_sda_stages_plan_pretraining_then_finetuning():
+    from autoencoders.models.sda import StackedDAE, StackedDAEConfig
+
+    cfg = StackedDAEConfig(hidden=[5, 4, 3], noise=[0.1, 0.2, 0.3], pretrain_epochs=7)
+    plan = StackedDAE.stages(cfg)
+    assert [label for label, _ in plan] == ["pretrain-1", "pretrain-2", "pretrain-3",
+                                            "finetune"]
+    assert plan[1][1]["model.stage"] == 2 and plan[1][1]["train.epochs"] == 7
+    assert plan[-1][1] == {"model.stage": 0}
+    cfg.pretrain = False
+    assert StackedDAE.stages(cfg) == [("finetune", {"model.stage": 0})]
+
+
+def test_sda_finetuning_starts_from_the_pretrained_weights(tmp_path, tiny_blobs_dataset):
+    """Greedy pre-training changes only its own layer, and stage 0 starts from its result."""
+    from safetensors.torch import load_file
+
+    from autoencoders.pipeline import train_stages
+    from autoencoders.runs import Run
+    from autoencoders.train import init_weights_
+
+    cfg = _sda_experiment(tmp_path)
+    run = train_stages(cfg, Run.create(cfg, tmp_path / "runs"), progress=False)
+    p1, p2 = Run.load(run.path / "pretrain-1"), Run.load(run.path / "pretrain-2")
+    w1, _ = p1.load_checkpoint()
+    w2, _ = p2.load_checkpoint()
+    assert run.config.train.init_from == str(p2.path) and run.config.model.stage == 0
+    assert p2.config.train.init_from == str(p1.path)
+    # stage 2 kept layer 1 exactly as stage 1 left it, and trained layer 2
+    assert torch.equal(w1["layers.0.weight"], w2["layers.0.weight"])
+    assert not torch.equal(w1["layers.1.weight"], w2["layers.1.weight"])
+
+    # the fine-tuning stage begins with exactly the pre-trained weights
+    from autoencoders.registry import build_model
+
+    fresh = build_model(run.config.model, SHAPE)
+    assert not torch.equal(fresh.layers[0].weight, w2["layers.0.weight"])
+    copied = init_weights_(fresh, str(p2.path))
+    assert "layers.0.weight" in copied and "layers.1.weight" in copied
+    assert torch.equal(fresh.layers[1].weight, w2["layers.1.weight"])
+    # ...and one fine-tuning step with a tiny learning rate stays next to them
+    raw = run.config.to_dict()
+    raw["train"].update(lr=1e-9, optimizer="sgd", epochs=1)
+    from autoencoders.config import from_dict
+    from autoencoders.train import train
+
+    one = train(from_dict(raw), runs_dir=str(tmp_path / "one"), progress=False,
+                log_epochs=False, stop_after_steps=1)
+    w_one = load_file(str(next((one.path / "checkpoints").glob("model-*.safetensors"))))
+    for name in ("layers.0.weight", "layers.1.weight"):
+        assert torch.allclose(w_one[name], w2[name], atol=1e-6)
+
+
+def test_sda_finetuned_net_classifies_and_baseline_is_random_init(tmp_path,
+                                                                  tiny_blobs_dataset):
+    from autoencoders.pipeline import evaluate, train_stages
+    from autoencoders.runs import Run
+
+    cfg = _sda_experiment(tmp_path, epochs=15)
+    run = train_stages(cfg, Run.create(cfg, tmp_path / "runs"), progress=False)
+    assert evaluate(run, progress=False)["test/error"] < 20.0  # 4 classes: chance is 75 %
+    base = _sda_experiment(tmp_path, pretrain=False)
+    brun = train_stages(base, Run.create(base, tmp_path / "base"), progress=False)
+    assert brun.config.train.init_from == ""
+    assert not (brun.path / "pretrain-1").exists()
