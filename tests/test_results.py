@@ -125,10 +125,13 @@ def test_an_unfinished_seed_group_says_how_many_seeds_finished(seeded_run, tmp_p
     shutil.copytree(seeded_run.path, copy)
     (copy / "provenance.json").unlink()  # as while the command still runs
     shutil.rmtree(copy / "seed1")
-    (copy / "commands.log").write_text("autoencoders reproduce vae-mnist --seeds 3\n")
+    (copy / "commands.log").write_text("2026-11-30 06:59:51  autoencoders reproduce vae-mnist "
+                                       "--seeds 3\n")
     rep = results.collect(copy)
     assert [r.seed for r in rep.records] == [0]
-    assert "1 of the 3 seeds this command trains had finished" in results.markdown(rep)
+    table = results.markdown(rep)
+    assert "1 of the 3 seeds this command trains had finished" in table
+    assert "Command: `autoencoders reproduce vae-mnist --seeds 3`" in table
     (copy / "seed0" / "provenance.json").unlink()
     with pytest.raises(UserError, match="No seed .* has finished yet"):
         results.collect(copy)

@@ -98,8 +98,8 @@ def _unfinished_seeds(run: Run) -> dict[str, Any]:
                             "later, or finish it with `autoencoders reproduce --resume "
                             f"{run.path}`.")
         return {}
-    commands = run.commands()
-    command = commands[0] if commands else ""
+    commands = run.commands()  # "YYYY-MM-DD HH:MM:SS  command"
+    command = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+", "", commands[0]) if commands else ""
     m = re.search(r"--seeds[= ](\d+)", command)
     return {"kind": "seeds", "command": command, "children": [p.name for p in seeds],
             "seeds_planned": int(m.group(1)) if m else None,
