@@ -387,8 +387,11 @@ def summary(reps: dict[str, Reproduction]) -> str:
         if not ours:
             continue
         paper = _short_paper(rep.paper)
-        command = rep.provenance.get("command", "")
-        lines.append(f"| {_cell(paper)} | `{_cell(command)}` | {'<br>'.join(map(_cell, ours))}"
+        command = f"`{_cell(rep.provenance.get('command', ''))}`"
+        planned, done = rep.provenance.get("seeds_planned"), rep.provenance.get("children", [])
+        if planned and planned > len(done):
+            command += f" ({len(done)} of its {planned} seeds finished)"
+        lines.append(f"| {_cell(paper)} | {command} | {'<br>'.join(map(_cell, ours))}"
                      f" | {'<br>'.join(map(_cell, theirs))} |")
     return "\n".join(lines)
 
