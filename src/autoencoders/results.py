@@ -101,10 +101,14 @@ def _unfinished_seeds(run: Run) -> dict[str, Any]:
     commands = run.commands()  # "YYYY-MM-DD HH:MM:SS  command"
     command = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+", "", commands[0]) if commands else ""
     m = re.search(r"--seeds[= ](\d+)", command)
+    provs = [_read_json(p / "provenance.json") or {} for p in seeds]
     return {"kind": "seeds", "command": command, "children": [p.name for p in seeds],
             "seeds_planned": int(m.group(1)) if m else None,
-            **{k: v for k, v in (_read_json(seeds[0] / "provenance.json") or {}).items()
-               if k in ("commit", "hardware", "cpu_features", "versions")}}
+            # the finished seeds' time; load and finish time of the last of them
+            "wall_seconds": round(sum(pv.get("wall_seconds", 0.0) for pv in provs), 1),
+            **{k: v for k, v in provs[-1].items()
+               if k in ("commit", "hardware", "cpu_features", "versions", "load_average",
+                        "finished")}}
 
 
 def _records(run: Run, prov: dict[str, Any]) -> list[Record]:
