@@ -21,7 +21,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from autoencoders.provenance import cpu_features, hardware
 
 CHILD = r"""
 import json, os, sys, time
@@ -51,22 +52,6 @@ print(json.dumps({"samples_per_s": n * 100 / (time.perf_counter() - t0),
 """
 
 
-def cpu_features() -> str:
-    model, flags = "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "?":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
-             ("amx_bf16", "AMX")]
-    have = " ".join(label for flag, label in names if flag in flags) or "none of AVX2/512"
-    return f"{model}; {os.cpu_count()} cores; {have}"
-
-
 def spin() -> None:
     while True:
         pass
@@ -88,7 +73,7 @@ def main() -> None:
     p.add_argument("--competitors", type=int, default=1)
     args = p.parse_args()
     cores = os.cpu_count() or 1
-    print(f"CPU: {cpu_features()}")
+    print(f"CPU: {hardware()}; {cpu_features() or 'none of AVX2/AVX-512'}")
     settings = [("ACTIVE", cores), ("PASSIVE", cores), ("ACTIVE", 1), ("PASSIVE", 1),
                 (None, 0)]
     print(f"{'OMP_WAIT_POLICY':16s} {'threads':>7s} {'idle':>10s} {'busy':>10s} {'ratio':>6s}")
