@@ -135,3 +135,10 @@ def test_an_unfinished_seed_group_says_how_many_seeds_finished(seeded_run, tmp_p
     (copy / "seed0" / "provenance.json").unlink()
     with pytest.raises(UserError, match="No seed .* has finished yet"):
         results.collect(copy)
+
+
+def test_the_site_shows_a_seed_group_by_its_first_seed(seeded_run):
+    from autoencoders.site import find_runs
+
+    assert find_runs([seeded_run.path])[0].path == seeded_run.path / "seed0"
+    assert find_runs([seeded_run.path.parent])[0].path == seeded_run.path / "seed0"

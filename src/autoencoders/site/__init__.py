@@ -44,7 +44,7 @@ def find_runs(paths: list[str | Path]) -> list[Run]:
     found: list[Run] = []
     for p in map(Path, paths):
         if (p / "config.json").is_file():
-            found.append(Run.load(p))
+            found.append(Run.load(_first_seed(p) or p))
             continue
         if not p.is_dir():
             raise SiteError(f"{p} is not a folder. Pass run folders (runs/<experiment>/"
@@ -54,6 +54,7 @@ def find_runs(paths: list[str | Path]) -> list[Run]:
                       if not (c.parent.parent / "config.json").is_file()]
         newest: dict[str, Run] = {}
         for folder in candidates:  # sorted: timestamps ascending, the last one wins
+            folder = _first_seed(folder) or folder
             if (folder / "report.md").is_file():
                 run = Run.load(folder)
                 newest[run.config.name] = run
@@ -63,6 +64,15 @@ def find_runs(paths: list[str | Path]) -> list[Run]:
                             "run folders.")
         found += newest.values()
     return found
+
+
+def _first_seed(folder: Path) -> Path | None:
+    """A ``reproduce --seeds N`` folder is shown by its first finished seed (``seed<k>/``
+    with a report), the run whose figures the docs show; None for any other folder."""
+    seeds = sorted((c for c in folder.glob("seed*") if (c / "report.md").is_file()
+                    and (c / "config.json").is_file() and c.name[4:].isdigit()),
+                   key=lambda c: int(c.name[4:]))
+    return seeds[0] if seeds else None
 
 
 def _slug(name: str, taken: set[str]) -> str:
