@@ -246,6 +246,11 @@ class Run:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             pid = _read_pid(fd)
+            for _ in range(20):  # the holder writes its PID just after taking the lock
+                if pid:
+                    break
+                time.sleep(0.05)
+                pid = _read_pid(fd)
             os.close(fd)
             who = f"PID {pid}" if pid else "another process"
             raise RunInUseError(
