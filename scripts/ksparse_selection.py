@@ -17,8 +17,8 @@ import time
 import torch
 
 import autoencoders as ae
-from autoencoders.evaluation.features import encode_dataset, logistic_regression_probe
 from autoencoders.data.load import load_split
+from autoencoders.evaluation.features import encode_dataset, logistic_regression_probe
 from autoencoders.train import train
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
