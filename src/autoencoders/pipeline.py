@@ -27,7 +27,7 @@ from .models.estimators import average_loss_terms, iw_log_likelihood
 from .registry import EVALUATORS, FIGURES, require, require_all, resolve
 from .report import write_index, write_provenance, write_report, write_sweep_report
 from .results import write_seeds_report
-from .runs import Run, atomic_write_text, holds_lock
+from .runs import Run, atomic_write_text, holds_lock, seed_folders
 from .site import build_site
 from .tensorboard_log import log_figures
 from .train import create_run, require_config, use_array
@@ -346,8 +346,7 @@ def _resume(run: Run, progress: bool, command: str, device: str | None, t0: floa
     if device:
         cfg.train.device = device
         cfg.train.validate()
-    seeds = sorted((p for p in run.path.glob("seed*") if (p / "config.json").is_file()),
-                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
+    seeds = seed_folders(run.path)
     if seeds:  # a --seeds reproduction: finish every seed folder started, then the table
         children = [(p.name, resume_reproduction(p, progress, command, device))
                     for p in seeds]

@@ -32,7 +32,7 @@ from typing import Any
 from .config import experiments_dir, read_toml
 from .errors import UserError
 from .registry import find_output
-from .runs import Run, atomic_write_text
+from .runs import Run, atomic_write_text, seed_folders
 
 # Numbers shown when a run has them, besides every key the paper has a value for.
 HEADLINE = (
@@ -89,10 +89,9 @@ def collect(path: str | Path) -> Reproduction:
 def _unfinished_seeds(run: Run) -> dict[str, Any]:
     """The provenance of a ``--seeds N`` reproduction still running (or stopped): the seeds
     whose own reproduction finished, and N from its command."""
-    seeds = sorted((p for p in run.path.glob("seed*") if (p / "provenance.json").is_file()),
-                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else -1)
+    seeds = seed_folders(run.path, "provenance.json")
     if not seeds:
-        if any((p / "config.json").is_file() for p in run.path.glob("seed*")):
+        if seed_folders(run.path):
             raise UserError(f"No seed of {run.path} has finished yet (each seed's folder gets "
                             "its provenance.json when its reproduction ends); try again "
                             "later, or finish it with `autoencoders reproduce --resume "

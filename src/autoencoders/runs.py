@@ -61,6 +61,15 @@ _HELD: dict[str, list] = {}  # run folders this process has locked: realpath -> 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def seed_folders(path: str | Path, *markers: str) -> list[Path]:
+    """The ``seed<k>/`` folders of a ``reproduce --seeds`` run that hold every file in
+    ``markers`` (default ``config.json``), in the order of k."""
+    markers = markers or ("config.json",)
+    found = [p for p in Path(path).glob("seed*") if p.name[4:].isdigit()
+             and all((p / m).is_file() for m in markers)]
+    return sorted(found, key=lambda p: int(p.name[4:]))
+
+
 def headline(row: dict[str, Any]) -> dict[str, Any]:
     """The ``train/<term>`` and ``valid/<term>`` numbers of a metrics row, without the
     per-latent diagnostics (``valid/kl_dim/<d>``): what the epoch line and the report show."""

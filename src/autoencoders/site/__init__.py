@@ -25,7 +25,7 @@ from urllib.parse import quote
 from ..data.load import load_split
 from ..errors import SiteError, UserError
 from ..registry import FIGURES
-from ..runs import Run
+from ..runs import Run, seed_folders
 from . import explorer as ex
 from .pages import Explorer, Figure, Page, experiment_page, index_page, report_sections
 
@@ -69,9 +69,7 @@ def find_runs(paths: list[str | Path]) -> list[Run]:
 def _first_seed(folder: Path) -> Path | None:
     """A ``reproduce --seeds N`` folder is shown by its first finished seed (``seed<k>/``
     with a report), the run whose figures the docs show; None for any other folder."""
-    seeds = sorted((c for c in folder.glob("seed*") if (c / "report.md").is_file()
-                    and (c / "config.json").is_file() and c.name[4:].isdigit()),
-                   key=lambda c: int(c.name[4:]))
+    seeds = seed_folders(folder, "config.json", "report.md")
     return seeds[0] if seeds else None
 
 
