@@ -267,3 +267,49 @@ def test_reproduce_resume_completes_a_seed_group(tmp_path):
     assert (parent.path / "seed1" / "eval.json").is_file()
     assert (parent.path / "report.md").is_file()
     assert cli.main(["reproduce", "--resume", str(parent.path), "--seeds", "3"]) == 2
+
+
+def test_reproduce_resume_starts_the_seeds_never_started(tmp_path):
+    """Interrupted during its first seed, a --seeds group resumes into all of its seeds."""
+    import shutil
+
+    path = _folder(tmp_path / "imgs", n=30)
+    cfg = load_experiment("vae-mnist", overrides=["data.name=folder", f"data.path={path}",
+                                                  *FAST, "eval.figures=[]"])
+    parent = ae.reproduce(cfg, runs_dir=str(tmp_path / "runs"), progress=False, seeds=3)
+    done = json.loads((parent.path / "seed0" / "eval.json").read_text())
+    for label in ("seed1", "seed2"):
+        shutil.rmtree(parent.path / label)
+    (parent.path / "report.md").unlink()
+    assert cli.main(["reproduce", "--resume", str(parent.path), "--no-progress"]) == 0
+    assert [p.name for p in ae.runs.seed_folders(parent.path, "eval.json")] == [
+        "seed0", "seed1", "seed2"]
+    assert json.loads((parent.path / "seed0" / "eval.json").read_text()) == done
+    assert json.loads((parent.path / "seed2" / "config.json").read_text()
+                      )["train"]["seed"] == 2
+    assert "seed2" in (parent.path / "report.md").read_text()
+
+
+def test_resume_of_a_sweep_plots_only_the_figures_its_model_has(tmp_path):
+    """A sweep child whose own config.json lists a figure its model lacks (written before
+    sweeps left such figures out) resumes with the sweep's plan, not with an error."""
+    path = _folder(tmp_path / "imgs", n=30)
+    cfg = load_experiment("sbvae-mnist", overrides=[
+        "data.name=folder", f"data.path={path}", "train.epochs=1", "train.threads=1",
+        "train.batch_size=10", "eval.iw_samples=0", "eval.metrics=[]",
+        'eval.figures=["samples", "sticks"]'])
+    parent = ae.reproduce(cfg, runs_dir=str(tmp_path / "runs"), progress=False)
+    gauss = [p for p in parent.path.iterdir() if (p / "config.json").is_file()
+             and json.loads((p / "config.json").read_text())["model"]["name"] == "vae"]
+    assert gauss, "the sweep should hold a Gaussian VAE beside the SB-VAE"
+    child = gauss[0]
+    raw = json.loads((child / "config.json").read_text())
+    assert "sticks" not in raw["eval"]["figures"]
+    raw["eval"]["figures"].append("sticks")  # as an older version of the sweep wrote it
+    (child / "config.json").write_text(json.dumps(raw))
+    (child / "figures" / "samples.png").unlink()
+    (parent.path / "report.md").unlink()
+    assert cli.main(["reproduce", "--resume", str(parent.path), "--no-progress"]) == 0
+    assert (child / "figures" / "samples.png").is_file()
+    assert not (child / "figures" / "sticks.png").exists()
+    assert (parent.path / "report.md").is_file()

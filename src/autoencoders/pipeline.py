@@ -20,7 +20,7 @@ from . import config as configs  # module attributes: list and load experiments 
 from . import devices, plots
 from .config import ExperimentConfig, _set_dotted, from_dict
 from .data.load import load_split
-from .errors import ConfigError, DataMissingError, UserError
+from .errors import CheckpointError, ConfigError, DataMissingError, UserError
 from .logs import logger as log
 from .models import MODELS
 from .models.estimators import average_loss_terms, iw_log_likelihood
@@ -111,9 +111,9 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
 
 
 @holds_lock
-def plot(run: Run) -> list[Path]:
-    """Draw the run's figures (``eval.figures``) into ``<run>/figures`` (on the CPU: a
-    figure needs a few hundred images at most).
+def plot(run: Run, figures: list[str] | None = None) -> list[Path]:
+    """Draw the run's figures (``eval.figures``, or ``figures`` when given) into
+    ``<run>/figures`` (on the CPU: a figure needs a few hundred images at most).
 
     Returns the paths written; a figure that does not apply to the run's data or
     configuration (e.g. ``manifold`` of a latent space that is not 2-D) writes nothing.
@@ -123,11 +123,12 @@ def plot(run: Run) -> list[Path]:
             every figure before any is drawn).
     """
     cfg = run.config
+    names = list(cfg.eval.figures if figures is None else figures)
     model = run.load_model(cfg.eval.checkpoint)
-    for name in cfg.eval.figures:
+    for name in names:
         require(model, cfg.name, "figure", name, FIGURES[name].requires)
     fig_dir = run.path / "figures"
-    written = [draw(name, run, model, fig_dir / f"{name}.png") for name in cfg.eval.figures]
+    written = [draw(name, run, model, fig_dir / f"{name}.png") for name in names]
     _figures_to_tensorboard(run)
     return [p for p in written if p is not None]
 
@@ -205,9 +206,19 @@ def _reproduce_seeds(config: ExperimentConfig, runs_dir: str, progress: bool, co
         return _run_seeds(config, parent, runs_dir, progress, command, seeds, t0)
 
 
+SEEDS_FILE = "seeds.json"  # a --seeds group's plan: {"seeds": N, "first": s}
+
+
 def _run_seeds(config: ExperimentConfig, parent: Run, runs_dir: str, progress: bool,
-               command: str, seeds: int, t0: float) -> Run:
+               command: str, seeds: int, t0: float, resume: bool = False,
+               device: str | None = None) -> Run:
+    """Train seeds ``config.train.seed`` .. ``+ seeds - 1`` into ``<parent>/seed<k>/``;
+    with ``resume``, a seed folder already started is finished instead and a seed never
+    started is run from the beginning."""
     parent.log_command(command)
+    if not resume:
+        atomic_write_text(parent.path / SEEDS_FILE, json.dumps(
+            {"seeds": seeds, "first": config.train.seed}))
     children: list[tuple[str, Run]] = []
     for i in range(seeds):
         raw = config.to_dict()
@@ -216,8 +227,11 @@ def _run_seeds(config: ExperimentConfig, parent: Run, runs_dir: str, progress: b
         label = f"seed{seed}"
         if progress:
             log.info(f"=== {config.name}: seed {seed} ({i + 1} of {seeds})")
-        child = _reproduce_into(from_dict(raw), parent.path / label, runs_dir, progress,
-                                command)
+        if resume and (parent.path / label / "config.json").is_file():
+            child = resume_reproduction(parent.path / label, progress, command, device)
+        else:
+            child = _reproduce_into(from_dict(raw), parent.path / label, runs_dir, progress,
+                                    command)
         children.append((label, child))
     wall = time.perf_counter() - t0
     write_seeds_report(parent, children, command=command, wall_seconds=wall)
@@ -346,8 +360,14 @@ def _resume(run: Run, progress: bool, command: str, device: str | None, t0: floa
     if device:
         cfg.train.device = device
         cfg.train.validate()
+    plan = _seeds_plan(run)
+    if plan is not None:  # a --seeds reproduction: every seed of its plan, then the table
+        n, first = plan
+        cfg.train.seed = first
+        return _run_seeds(cfg, run, str(run.path.parent), progress, command, n, t0,
+                          resume=True, device=device)
     seeds = seed_folders(run.path)
-    if seeds:  # a --seeds reproduction: finish every seed folder started, then the table
+    if seeds:  # a --seeds folder from before seeds.json: finish the seeds it started
         children = [(p.name, resume_reproduction(p, progress, command, device))
                     for p in seeds]
         wall = time.perf_counter() - t0
@@ -362,16 +382,38 @@ def _resume(run: Run, progress: bool, command: str, device: str | None, t0: floa
     return run
 
 
+def _seeds_plan(run: Run) -> tuple[int, int] | None:
+    """``(number of seeds, first seed)`` of a ``--seeds`` group, from its ``seeds.json``."""
+    path = run.path / SEEDS_FILE
+    if not path.is_file():
+        return None
+    try:
+        plan = json.loads(path.read_text())
+        n, first = plan["seeds"], plan["first"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} is damaged ({e}); it should read e.g. "
+                              '{"seeds": 3, "first": 0}. Write the number of seeds and the '
+                              "first seed of the group into it, then resume again.") from None
+    if not (isinstance(n, int) and isinstance(first, int) and 1 <= n <= 100):
+        raise CheckpointError(f"{path} holds seeds = {n!r}, first = {first!r}; expected an "
+                              "integer from 1 to 100 and an integer seed. Correct the file, "
+                              "then resume again.")
+    return n, first
+
+
 def _finish(config: ExperimentConfig, run: Run, progress: bool, command: str,
             wall_seconds: float | None) -> Run:
-    """Train (resuming) unless finished; evaluate and plot unless done; write the report."""
+    """Train (resuming) unless finished; evaluate and plot unless done; write the report.
+
+    The figures are ``config``'s: in a sweep, the plan's (which leaves out a figure the
+    child's model lacks, even if an older child folder's own config lists it)."""
     if not trained(run):
         run = train_stages(config, run, progress=progress, resume=True)
     if not (run.path / "eval.json").is_file():
         evaluate(run, progress=progress, device=config.train.device)
     if not all((run.path / "figures" / f"{name}.png").is_file()
-               for name in run.config.eval.figures):
-        plot(run)
+               for name in config.eval.figures):
+        plot(run, config.eval.figures)
     write_report(run, command=command, wall_seconds=wall_seconds)
     return run
 

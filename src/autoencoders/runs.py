@@ -14,6 +14,8 @@ Layout::
     report.md            from ``autoencoders report``
     export/<name>.safetensors   from ``autoencoders export``
     status.json          {"status": "failed", "reason": ...} when training failed
+    seeds.json           a ``reproduce --seeds N`` group: {"seeds": N, "first": s}; its
+                         seeds train in seed<k>/ sub-folders, each a run like this one
     .lock                held (``fcntl.flock``) by the process working on the run
 
 Every file that matters is written atomically (temp file, fsync, rename), so a run killed
