@@ -229,6 +229,39 @@ def test_reproduce_all_only_and_skip_done(tmp_path, monkeypatch, capsys):
     assert json.loads((done.path / "eval.json").read_text())["n_test"] == 4
 
 
+def test_reproduce_all_runs_experiments_in_parallel_jobs(tmp_path, monkeypatch):
+    """--jobs 2: two worker processes, each experiment's run folder and numbers as when run
+    alone (same seed, same tiny data), and one index over both."""
+    from autoencoders import config as configs
+
+    path = _folder(tmp_path / "imgs")
+    shipped = configs.load_experiment
+    tiny = ["data.name=folder", f"data.path={path}", *FAST, "eval.figures=[]"]
+
+    def load_tiny(name, profile="quick", overrides=()):
+        return shipped(name, profile, [*tiny, *overrides])
+
+    monkeypatch.setattr(configs, "load_experiment", load_tiny)
+    runs = tmp_path / "runs"
+    index = reproduce_all("quick", str(runs), progress=False, only=["vae-mnist", "vae-mnist-2d"],
+                          jobs=2)
+    text = index.read_text()
+    assert "2 of 2 experiments ran" in text
+    alone = ae.reproduce(load_tiny("vae-mnist"), runs_dir=str(tmp_path / "alone"),
+                         progress=False)
+    parallel = finished_run(runs, "vae-mnist", "quick")
+    numbers = [{k: v for k, v in json.loads((r.path / "eval.json").read_text()).items()
+                if k.startswith("test/")} for r in (parallel, alone)]
+    assert numbers[0] and numbers[0].keys() == numbers[1].keys()
+    for key in numbers[0]:  # one thread in both; the same seed gives the same numbers
+        assert numbers[0][key] == pytest.approx(numbers[1][key], rel=1e-5), key
+    assert finished_run(runs, "vae-mnist-2d", "quick") is not None
+    with pytest.raises(ConfigError, match="jobs = 0"):
+        reproduce_all("quick", str(runs), jobs=0)
+    assert cli.main(["reproduce", "vae-mnist", "--jobs", "2"]) == 2
+    assert cli.main(["reproduce", "all", "--jobs", "two"]) == 2
+
+
 def test_reproduce_resume_completes_a_sweep(tmp_path):
     """A sweep interrupted after its first value: the finished child is kept, the missing
     steps and children are done, then the sweep's figures and report."""

@@ -5,7 +5,7 @@
     autoencoders train --resume RUN
     autoencoders evaluate RUN [--set eval.iw_samples=1000] [--device D]
     autoencoders reproduce EXPERIMENT [--profile quick|full] [--set key=value ...]
-    autoencoders reproduce all [--only A,B] [--skip-done]
+    autoencoders reproduce all [--only A,B] [--skip-done] [--jobs N]
     autoencoders reproduce --resume RUN
     autoencoders plot RUN
     autoencoders report RUN
@@ -125,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--skip-done", action="store_true",
                     help="with 'all': keep experiments that already have a finished run "
                          "of the same profile in --runs-dir")
+    sp.add_argument("--jobs", default=None, metavar="N",
+                    help="with 'all': experiments run at once, each in its own process "
+                         "with cores/N threads (default: the number of cores, at most 4)")
     sp.add_argument("--seeds", type=int, default=1, metavar="N",
                     help="train N seeds (train.seed, +1, ...) and report mean, standard "
                          "deviation and every seed's value (default 1)")
@@ -405,14 +408,31 @@ def _train(args, command: str, progress: bool) -> int:
     return 0
 
 
+def _jobs(value: str | None) -> int:
+    """``--jobs``: a whole number >= 1; default the number of cores, at most 4."""
+    import os
+
+    if value is None:
+        return max(1, min(4, os.cpu_count() or 1))
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise UserError(f"--jobs {value!r} is not valid: give a whole number >= 1 (the "
+                        "experiments run at once, e.g. --jobs 2 on a 2-core machine; "
+                        "--jobs 1 runs them one after another).")
+    return jobs
+
+
 def _reproduce(args, command: str, progress: bool) -> int:
     from .config import load_experiment
 
     if args.resume:
         if args.experiment or args.overrides or args.only or args.skip_done or \
-                args.seeds != 1:
+                args.seeds != 1 or args.jobs is not None:
             raise UserError("reproduce --resume RUN continues that run as configured; drop "
-                            "EXPERIMENT, --set, --seeds, --only and --skip-done.")
+                            "EXPERIMENT, --set, --seeds, --jobs, --only and --skip-done.")
         from .pipeline import resume_reproduction
 
         run = resume_reproduction(args.resume, progress=progress, command=command,
@@ -422,8 +442,8 @@ def _reproduce(args, command: str, progress: bool) -> int:
     if not args.experiment:
         raise UserError("reproduce needs an EXPERIMENT (see `autoencoders list experiments`), "
                         "'all', or --resume RUN.")
-    if args.experiment != "all" and (args.only or args.skip_done):
-        raise UserError(f"--only and --skip-done apply to `reproduce all`, not to one "
+    if args.experiment != "all" and (args.only or args.skip_done or args.jobs is not None):
+        raise UserError(f"--only, --skip-done and --jobs apply to `reproduce all`, not to one "
                         f"experiment ({args.experiment!r}).")
     if args.experiment == "all":
         from .pipeline import reproduce_all
@@ -437,7 +457,8 @@ def _reproduce(args, command: str, progress: bool) -> int:
                             "and --device apply to one experiment (reproduce EXPERIMENT).")
         only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
         index = reproduce_all(args.profile or "quick", args.runs_dir, progress, args.data_dir,
-                              command=command, only=only, skip_done=args.skip_done)
+                              command=command, only=only, skip_done=args.skip_done,
+                              jobs=_jobs(args.jobs))
         log.info(f"index: {index}")
         return 0
     from .pipeline import reproduce

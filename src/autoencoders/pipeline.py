@@ -520,7 +520,8 @@ def finished_run(runs_dir: str | Path, name: str, profile: str) -> Run | None:
 
 def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool = True,
                   data_dir: str | None = None, command: str = "",
-                  only: list[str] | None = None, skip_done: bool = False) -> Path:
+                  only: list[str] | None = None, skip_done: bool = False,
+                  jobs: int = 1) -> Path:
     """Run every shipped experiment; skip (with a reason) those whose data is absent.
 
     Args:
@@ -528,13 +529,22 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
         skip_done: keep an experiment's finished run of the same profile in ``runs_dir``
             (see :func:`finished_run`) instead of running it again; it still appears in
             the index.
+        jobs: experiments run at once, each in its own process with ``cores // jobs``
+            torch threads (at least one). Small models use a core far better alone than
+            two threads of one process do, so on 2 cores ``jobs = 2`` roughly halves the
+            wall time; every experiment's numbers are those it gives alone (the seed, not
+            the schedule, decides them; the thread count can move the last digits of a
+            float sum).
 
     Writes ``<runs_dir>/index.md`` with one section per paper and returns its path.
 
     Raises:
-        ConfigError: a name in ``only`` is not a shipped experiment.
+        ConfigError: a name in ``only`` is not a shipped experiment, or ``jobs`` < 1.
     """
     t0 = time.perf_counter()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs = {jobs!r} is not valid: give a whole number >= 1 (the "
+                          "experiments run at once, e.g. --jobs 2 on a 2-core machine).")
     names = configs.list_experiments()
     if only:
         unknown = [n for n in only if n not in names]
@@ -542,35 +552,34 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
             raise ConfigError(f"--only names unknown experiment(s) {', '.join(unknown)}; "
                               f"valid: {', '.join(names)}.")
         names = [n for n in names if n in only]
-    results = []
+    results, todo = [], []
     for name in names:
         overrides = [f'data.data_dir="{data_dir}"'] if data_dir else []
         cfg = configs.load_experiment(name, profile, overrides)
         row = {"name": name, "paper": cfg.paper, "description": cfg.description}
-        t1 = time.perf_counter()
+        results.append(row)
         done = finished_run(runs_dir, cfg.name, profile) if skip_done else None
         if done is not None:
             log.info(f"done {name}: keeping {done.path}")
             row.update(status="done", run=done, seconds=0.0)
-            results.append(row)
             continue
         try:
             load_split(cfg, "train", stream=True)  # data present? (downloads when allowed)
         except DataMissingError as e:
             row.update(status="skipped", reason=f"data absent: {e}")
             log.info(f"skip {name}: data for {cfg.data.name!r} is absent")
-            results.append(row)
             continue
-        log.info(f"=== {name} ({profile})")
-        try:
-            run = reproduce(cfg, runs_dir=runs_dir, progress=progress,
-                            command=f"{command} [{name}]" if command else "")
-            row.update(status="done", run=run)
-        except UserError as e:
-            row.update(status="failed", reason=str(e))
-            log.warning(f"failed {name}: {e}")
-        row["seconds"] = time.perf_counter() - t1
-        results.append(row)
+        todo.append((row, cfg))
+    if jobs == 1 or len(todo) <= 1:
+        for row, cfg in todo:
+            log.info(f"=== {row['name']} ({profile})")
+            row.update(_reproduce_one(cfg, runs_dir, progress,
+                                      f"{command} [{row['name']}]" if command else ""))
+    else:
+        _reproduce_parallel(todo, runs_dir, command, jobs, progress)
+    for row in results:
+        if isinstance(row.get("run"), (str, Path)):
+            row["run"] = Run.load(row["run"])
     index = write_index(runs_dir, results, profile, time.perf_counter() - t0)
     done = [r["run"].path for r in results if r["status"] == "done"]
     if done:  # the results site of these runs: <runs_dir>/site/index.html
@@ -579,3 +588,64 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
         except UserError as e:
             log.warning(f"site not built: {e}")
     return index
+
+
+def _reproduce_one(cfg: ExperimentConfig, runs_dir: str, progress: bool, command: str
+                   ) -> dict[str, Any]:
+    """One experiment of ``reproduce all``: ``status``, ``run`` (its folder), ``seconds``
+    and, when it failed with a user error, the ``reason``."""
+    t1 = time.perf_counter()
+    try:
+        run = reproduce(cfg, runs_dir=runs_dir, progress=progress, command=command)
+        out: dict[str, Any] = {"status": "done", "run": str(run.path)}
+    except UserError as e:
+        out = {"status": "failed", "reason": str(e)}
+        log.warning(f"failed {cfg.name}: {e}")
+    out["seconds"] = time.perf_counter() - t1
+    return out
+
+
+def _job_start(threads: int, level: int) -> None:
+    """Set-up of a ``reproduce all --jobs`` worker process: its torch threads and log level."""
+    from .logs import configure
+
+    torch.set_num_threads(threads)
+    configure(level)
+
+
+def _reproduce_parallel(todo: list, runs_dir: str, command: str, jobs: int,
+                        progress: bool) -> None:
+    """Run ``todo`` (``(row, config)`` pairs) in ``jobs`` worker processes, filling each
+    row as its experiment ends. Workers print their status lines (no progress bars: they
+    would interleave); this process shows one bar over the experiments."""
+    import concurrent.futures as cf
+    import multiprocessing
+    import os
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log.info(f"{len(todo)} experiments, {jobs} at a time, {threads} torch thread(s) each")
+    ctx = multiprocessing.get_context("spawn")  # no forked OpenMP or torch state
+    bar = tqdm(total=len(todo), desc="experiments", unit="exp", disable=not progress)
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_job_start,
+                                initargs=(threads, log.getEffectiveLevel())) as pool:
+        futures = {}
+        for row, cfg in todo:
+            cmd = f"{command} [{row['name']}]" if command else ""
+            futures[pool.submit(_reproduce_one, cfg, runs_dir, False, cmd)] = row
+        try:
+            for future in cf.as_completed(futures):
+                row = futures[future]
+                try:
+                    row.update(future.result())
+                except Exception as e:  # noqa: BLE001 - one experiment's bug, not all
+                    row.update(status="failed", reason=f"{type(e).__name__}: {e}",
+                               seconds=None)
+                    log.warning(f"failed {row['name']}: {type(e).__name__}: {e}")
+                else:
+                    log.info(f"{row['status']} {row['name']} in {row['seconds']:.0f} s")
+                bar.update(1)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=True, cancel_futures=True)  # workers checkpoint and stop
+            raise
+        finally:
+            bar.close()
