@@ -1,15 +1,18 @@
 """Training throughput on a busy machine: how thread count and OpenMP's wait policy behave
 when another process keeps one core busy.
 
-For each setting (``OMP_WAIT_POLICY`` = ACTIVE / PASSIVE, torch threads = all cores / one)
-a fresh Python process (the policy is read when OpenMP starts) times Adam steps of the
+For each setting (``OMP_WAIT_POLICY`` = ACTIVE / PASSIVE, ``GOMP_SPINCOUNT``, torch threads
+= all cores / one) a fresh Python process (the policy is read when OpenMP starts, i.e. when
+torch is imported) times Adam steps of the
 Kingma & Welling MNIST VAE (784-500-20 tanh, batch 100, random binary images: the speed
 does not depend on the data) twice: alone, and beside ``--competitors`` processes that spin
 on the CPU. Prints the CPU's features, samples/s for each case and the busy / idle ratio.
 
     python benchmarks/busy_machine.py [--seconds 8] [--competitors 1]
 
-The library's default (``autoencoders.threads``) is the row marked "default".
+The row "library default" imports ``autoencoders`` first with no OpenMP variable set:
+what a user of the command line gets (``autoencoders/__init__.py`` sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the user set it). "OpenMP default" is plain torch.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from autoencoders.provenance import cpu_features, hardware
 
 CHILD = r"""
 import json, os, sys, time
+if sys.argv[3] == "1":
+    import autoencoders  # noqa: F401 - its import sets the library's OpenMP default
 import torch
 from autoencoders.models.vae import VAE, VAEConfig
 threads = int(sys.argv[1]); seconds = float(sys.argv[2])
@@ -57,12 +62,13 @@ def spin() -> None:
         pass
 
 
-def measure(policy: str | None, threads: int, seconds: float) -> float:
+def measure(env_vars: dict[str, str], threads: int, seconds: float, library: bool) -> float:
     env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
-    out = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(seconds)], env=env,
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        env.pop(name, None)
+    env.update(env_vars)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(seconds),
+                          "1" if library else "0"], env=env,
                          capture_output=True, text=True, check=True, timeout=600)
     return json.loads(out.stdout.strip().splitlines()[-1])["samples_per_s"]
 
@@ -74,24 +80,31 @@ def main() -> None:
     args = p.parse_args()
     cores = os.cpu_count() or 1
     print(f"CPU: {hardware()}; {cpu_features() or 'none of AVX2/AVX-512'}")
-    settings = [("ACTIVE", cores), ("PASSIVE", cores), ("ACTIVE", 1), ("PASSIVE", 1),
-                (None, 0)]
-    print(f"{'OMP_WAIT_POLICY':16s} {'threads':>7s} {'idle':>10s} {'busy':>10s} {'ratio':>6s}")
-    for policy, threads in settings:
-        idle = measure(policy, threads, args.seconds)
+    settings = [  # (name, environment, torch threads (0: torch's default), import ours)
+        ("OpenMP default", {}, 0, False),
+        ("library default", {}, 0, True),
+        ("ACTIVE", {"OMP_WAIT_POLICY": "ACTIVE"}, cores, False),
+        ("PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, cores, False),
+        ("GOMP_SPINCOUNT=10000", {"GOMP_SPINCOUNT": "10000"}, cores, False),
+        ("GOMP_SPINCOUNT=100000", {"GOMP_SPINCOUNT": "100000"}, cores, False),
+        ("ACTIVE", {"OMP_WAIT_POLICY": "ACTIVE"}, 1, False),
+        ("PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, 1, False),
+    ]
+    print(f"{'setting':22s} {'threads':>7s} {'idle':>10s} {'busy':>10s} {'ratio':>6s}")
+    for name, env_vars, threads, library in settings:
+        idle = measure(env_vars, threads, args.seconds, library)
         procs = [mp.Process(target=spin, daemon=True) for _ in range(args.competitors)]
         for proc in procs:
             proc.start()
         time.sleep(0.5)
         try:
-            busy = measure(policy, threads, args.seconds)
+            busy = measure(env_vars, threads, args.seconds, library)
         finally:
             for proc in procs:
                 proc.terminate()
                 proc.join()
-        name = policy or "default"
         shown = threads or "default"
-        print(f"{name:16s} {shown!s:>7s} {idle:10,.0f} {busy:10,.0f} {busy / idle:6.2f}",
+        print(f"{name:22s} {shown!s:>7s} {idle:10,.0f} {busy:10,.0f} {busy / idle:6.2f}",
               flush=True)
 
 

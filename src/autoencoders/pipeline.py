@@ -21,6 +21,7 @@ from . import devices, plots
 from .config import ExperimentConfig, _set_dotted, from_dict
 from .data.load import load_split
 from .errors import CheckpointError, ConfigError, DataMissingError, UserError
+from .logs import configure as configure_logs
 from .logs import logger as log
 from .models import MODELS
 from .models.estimators import average_loss_terms, iw_log_likelihood
@@ -607,10 +608,8 @@ def _reproduce_one(cfg: ExperimentConfig, runs_dir: str, progress: bool, command
 
 def _job_start(threads: int, level: int) -> None:
     """Set-up of a ``reproduce all --jobs`` worker process: its torch threads and log level."""
-    from .logs import configure
-
     torch.set_num_threads(threads)
-    configure(level)
+    configure_logs(level)
 
 
 def _reproduce_parallel(todo: list, runs_dir: str, command: str, jobs: int,
