@@ -23,10 +23,18 @@ time is split into:
   variances), i.e. total - render - encode - scorer.
 
 The in-process render cache (``dsprites._BLOCKS``) is emptied before every call, so each is
-timed as the first evaluation in a process meets it. When encoding is the largest part for
-a network (``--bf16 auto``), the same is also timed with the representation under
-``torch.autocast("cpu", dtype=torch.bfloat16)`` (report only: src is unchanged), and the
-scores of the two are printed side by side.
+timed as the first evaluation in a process meets it.
+
+With the full grid (``--grid``; past ``FULL_GRID_AFTER`` images, as the evaluator decides)
+the three metrics of a network share one table of codes per repeat (``GridCodes``: each
+distinct image encoded once), as ``_all_metrics`` and the three evaluators of one model do,
+in the order beta_vae, factor_vae, mig: a metric's time depends on those before it, and
+``images`` counts the images it looked up and encoded (without the table: every draw).
+``--memo never`` encodes every draw (the path before the table), for comparison.
+
+When encoding is the largest part for a network (``--bf16 auto``), the same is also timed
+with the representation under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (report
+only: src is unchanged), and the scores of the two are printed side by side.
 
     python benchmarks/metrics_time.py                  # default sizes: tens of minutes
     python benchmarks/metrics_time.py --scale 0.01 --repeats 3
@@ -34,7 +42,8 @@ scores of the two are printed side by side.
 
 With ``--scale`` < 1 every vote and point count is multiplied by it, and the table also
 shows total / scale, a linear projection to the default sizes (rendering, encoding and the
-vote bookkeeping are linear in the number of images; the classifier fit is not, so measure
+vote bookkeeping are linear in the number of images; the classifier fit is not, nor is the
+number of distinct images the table encodes, so measure
 at ``--scale 1`` for the real figure).
 """
 
@@ -53,6 +62,7 @@ import torch
 import autoencoders.data.dsprites as dsprites
 import autoencoders.evaluation.disentanglement as D
 from autoencoders.config import EvalConfig, load_experiment
+from autoencoders.provenance import cpu_features, hardware
 from autoencoders.registry import build_model
 
 NETWORKS = [("FC", "betavae-dsprites"), ("conv", "betavae-dsprites-capacity")]
@@ -145,10 +155,14 @@ def sizes(scale: float) -> dict:
             "variance_points": s(e.variance_points)}
 
 
-def run_metric(metric: str, gt, represent, n: dict) -> tuple[dict, float]:
-    """One metric as ``_all_metrics`` calls it; returns (parts and score, total seconds)."""
+def run_metric(metric: str, gt, represent, n: dict, table=None) -> tuple[dict, float]:
+    """One metric as ``_all_metrics`` calls it, with ``table`` (a ``GridCodes`` shared by the
+    metrics of a network, or None: every draw encoded); returns (parts and score, total
+    seconds)."""
     acc = {"render": 0.0, "encode": 0.0, "scorer": 0.0, "images": 0}
     tgt, rep = TimedGroundTruth(gt, acc), timed_represent(represent, acc)
+    if table is not None:  # its lookups and encodings are this metric's from here on
+        table.ground_truth, table.represent = tgt, rep
     votes = dict(batch_size=n["votes_batch"], num_train=n["votes_train"],
                  num_eval=n["votes_eval"])
     gen = torch.Generator().manual_seed(D.EVAL_SEED)
@@ -158,14 +172,14 @@ def run_metric(metric: str, gt, represent, n: dict) -> tuple[dict, float]:
     with timed_scorers(acc):
         t0 = time.perf_counter()
         if metric == "beta_vae":
-            r = D.beta_vae_metric(tgt, rep, generator=gen, **votes)
+            r = D.beta_vae_metric(tgt, rep, generator=gen, codes=table, **votes)
             score = r["eval_accuracy"]
         elif metric == "factor_vae":
             r = D.factor_vae_metric(tgt, rep, num_variance_estimate=n["variance_points"],
-                                    generator=gen, **votes)
+                                    generator=gen, codes=table, **votes)
             score = r["eval_accuracy"]
         else:
-            r = D.mig(tgt, rep, num_points=n["mig_points"], generator=gen)
+            r = D.mig(tgt, rep, num_points=n["mig_points"], generator=gen, codes=table)
             score = r["mig"]
         total = time.perf_counter() - t0
     acc["other"] = total - acc["render"] - acc["encode"] - acc["scorer"]
@@ -196,8 +210,12 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="--scale 0.002: checks that it runs")
     p.add_argument("--grid", default="auto", choices=["auto", "always", "never"],
                    help="images from the cached full grid (auto: when the evaluator would)")
+    p.add_argument("--memo", default="auto", choices=["auto", "never"],
+                   help="one table of codes shared by a network's metrics (auto: when the "
+                        "evaluator would, i.e. on the full grid; never: encode every draw)")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args(argv)
+    print(f"CPU: {hardware()}; {cpu_features() or 'none of AVX2/AVX-512'}")
     if args.quick:
         args.scale, args.repeats = 0.002, 1
     if args.threads:
@@ -219,9 +237,18 @@ def main(argv=None) -> dict:
         gt = dsprites.DSprites()
     results: dict = {}
 
+    memo = args.memo == "auto" and isinstance(gt, dsprites.DSprites) and gt.images is not None
+
     def measure(label: str, represent) -> None:
+        # repeats outer, metrics inner: each repeat starts from an empty table, as an
+        # evaluation does (the size check of D.shared_codes is left out: these codes are narrow)
+        by_metric: dict = {m: [] for m in metrics}
+        for _ in range(args.repeats):
+            table = D.GridCodes(gt, represent) if memo else None
+            for m in metrics:
+                by_metric[m].append(run_metric(m, gt, represent, n, table))
         for m in metrics:
-            runs = [run_metric(m, gt, represent, n) for _ in range(args.repeats)]
+            runs = by_metric[m]
             totals = [t for _, t in runs]
             med = statistics.median(totals)
             parts, _ = min(runs, key=lambda r: abs(r[1] - med))  # the median run's split
@@ -266,8 +293,11 @@ def main(argv=None) -> dict:
         f"{n['votes_batch']}, {n['variance_points']:,} variance points, {n['mig_points']:,} "
         f"MIG points; median of {args.repeats}; networks at initial weights, codes rescaled "
         f"to unit spread (else FactorVAE prunes every dimension); "
-        + ("images looked up in the cached full grid (render = the lookup)."
+        + ("images looked up in the cached full grid (render = the lookup)"
+           + ("; one table of codes per network and repeat, shared by its metrics in this "
+              "order (images: those encoded)." if memo else "; every draw encoded.")
            if grid else f"render cache emptied before each call (it holds {cap:,} images)."),
+        f"CPU: {hardware()}; {cpu_features() or 'none of AVX2/AVX-512'}.",
         "score: eval accuracy (beta_vae, factor_vae) or MIG of the untrained network's "
         "rescaled codes (a check that the rows computed the same thing, not a result)"
         + ("; 'bf16' rows encode under torch.autocast(bfloat16) (report only)."
@@ -278,7 +308,7 @@ def main(argv=None) -> dict:
     print()
     for line in notes:
         print(line)
-    out = {"sizes": n, "scale": args.scale, "repeats": args.repeats,
+    out = {"sizes": n, "scale": args.scale, "repeats": args.repeats, "memo": memo,
            "threads": torch.get_num_threads(), "table": table, "notes": notes,
            "results": {f"{k[0]}/{k[1]}": v for k, v in results.items()}}
     if args.json:

@@ -212,3 +212,107 @@ def test_factor_vae_prunes_relative_to_the_largest_dimension():
     fv = dis.factor_vae_metric(gt, represent, generator=torch.Generator().manual_seed(0),
                                **SMALL)
     assert fv["active_dims"] == 8 and fv["eval_accuracy"] >= 99.0
+
+
+class SmallGrid(FactorsAsObservations):
+    """A full grid small enough to cover many times: (4, 5, 6, 7) = 840 images."""
+
+    def __init__(self):
+        super().__init__((4, 5, 6, 7))
+
+    def factors_of(self, index):
+        index = torch.as_tensor(index)
+        return (index[:, None] // torch.tensor(self.bases)) % torch.tensor(self.factor_sizes)
+
+
+def row_wise(x):
+    """A deterministic representation whose rows do not depend on their batch (elementwise
+    maps only): the factors, a smooth mix of two, and two pseudo-random dims."""
+    return torch.cat([x, torch.sin(3 * x[:, :1] + x[:, 1:2]),
+                      torch.sin(1e3 * (x @ torch.tensor([1.0, 2.0, 3.0, 5.0],
+                                                        dtype=x.dtype))[:, None] * torch.tensor(
+                          [1.0, 1.7], dtype=x.dtype))], 1)
+
+
+def pseudo_random(x):
+    """A deterministic code with no information: pseudo-random in the image (8 dims)."""
+    key = x @ torch.tensor([1.0, 10.0, 100.0, 1000.0], dtype=x.dtype)
+    return torch.sin(key[:, None] * torch.arange(1, 9, dtype=x.dtype) * 12.9898) * 437.58 % 1
+
+
+def scores(gt, represent, codes=None):
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    return (dis.beta_vae_metric(gt, represent, generator=g(), codes=codes, **SMALL),
+            dis.factor_vae_metric(gt, represent, generator=g(), codes=codes, **SMALL),
+            dis.mig(gt, represent, num_points=4000, generator=g(), codes=codes))
+
+
+@pytest.mark.parametrize("represent", [row_wise, pseudo_random])
+def test_grid_codes_give_the_scores_of_encoding_every_draw(represent):
+    """The memoised path encodes each distinct image once (840 here, instead of 2 x 32 x
+    1000 Higgins + 32 x 1000 + 600 FactorVAE + 4000 MIG draws) and gives the same
+    scores to the last bit; the generator ends in the same state (same votes)."""
+    gt = SmallGrid()
+    calls = []
+
+    def counted(x):
+        calls.append(len(x))
+        return represent(x)
+
+    direct = scores(gt, represent)
+    codes = dis.GridCodes(gt, counted)
+    memo = scores(gt, counted, codes)
+    assert memo == direct
+    assert codes.encoded == sum(calls) == 840
+    if represent is row_wise:  # the oracle scores as before: near perfect
+        assert direct[0]["eval_accuracy"] >= 99.0 and direct[1]["eval_accuracy"] >= 99.0
+    else:  # no information: chance
+        assert abs(direct[0]["eval_accuracy"] - 25.0) < 8.0 and direct[2]["mig"] < 0.05
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    dis.higgins_votes(gt, represent, 50, 8, g1)
+    dis.higgins_votes(gt, counted, 50, 8, g2, codes=dis.GridCodes(gt, counted))
+    assert torch.equal(torch.randint(10**9, (4,), generator=g1),
+                       torch.randint(10**9, (4,), generator=g2))
+
+
+def test_grid_codes_belong_to_their_representation():
+    gt = SmallGrid()
+    with pytest.raises(ValueError, match="another representation"):
+        dis.mig(gt, row_wise, num_points=100, codes=dis.GridCodes(gt, pseudo_random))
+
+
+def test_shared_codes_only_for_a_full_grid_that_fits():
+    """Procedural dSprites without its grid draws per vote; a grid is shared unless the
+    table of codes is too large (raw pixels: 737,280 x 4096)."""
+    assert dis.shared_codes(DSprites(), row_wise) is None
+    assert dis.shared_codes(SmallGrid(), row_wise) is None  # not dSprites
+    grid = np.broadcast_to(np.zeros((1, 64, 64), np.uint8), (737280, 64, 64))  # no memory
+    gt = DSprites(grid)
+    codes = dis.shared_codes(gt, lambda x: x.flatten(1)[:, :10])
+    assert codes is not None and codes.table.shape == (737280, 10) and codes.encoded == 1
+    assert dis.shared_codes(gt, lambda x: x.flatten(1)) is None
+
+
+def test_the_three_evaluators_of_one_model_share_one_table(monkeypatch, tmp_path):
+    """beta_vae_metric, factor_vae_metric and mig are three evaluator calls; with the same
+    weights the second and third reuse the first's table, new weights get a new one."""
+    import types
+
+    from autoencoders.config import EvalConfig
+
+    e = EvalConfig(votes_batch=8, votes_train=60, votes_eval=40, mig_points=300,
+                   variance_points=300)
+    config = types.SimpleNamespace(eval=e, to_dict=lambda: {"eval": vars(e)})
+    run = types.SimpleNamespace(path=tmp_path, config=config)
+    monkeypatch.setattr(dis, "_ground_truth", lambda run: SmallGrid())
+    monkeypatch.setattr(dis, "shared_codes", lambda gt, rep: dis.GridCodes(gt, rep))
+    model = torch.nn.Linear(4, 3).double()
+    model.features = model.forward
+    first = dis._model_codes(run, model)
+    out = {**dis.beta_vae_evaluator(run, model), **dis.factor_vae_evaluator(run, model),
+           **dis.mig_evaluator(run, model)}
+    assert set(out) >= {"test/beta_vae_metric", "test/factor_vae_metric", "test/mig"}
+    assert dis._model_codes(run, model)[1] is first[1] and first[1].encoded <= 840
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    assert dis._model_codes(run, model)[1] is not first[1]

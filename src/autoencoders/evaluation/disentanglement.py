@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from ..data import DATASETS
+from ..data.dsprites import DSprites
 from ..errors import UserError
 from ..models import MODELS, build_model
 from ..runs import atomic_write_text
@@ -72,9 +73,15 @@ def representation(model, batch: int = 1024, precision: str = "fp32") -> Represe
 
 
 def encode_factors(ground_truth, represent: Represent, factors: torch.Tensor,
-                   generator: torch.Generator | None = None, block: int = 4096) -> np.ndarray:
+                   generator: torch.Generator | None = None, block: int = 4096,
+                   codes: GridCodes | None = None) -> np.ndarray:
     """Codes of the observations of ``factors`` ``(N, n_factors)``, in blocks so that
-    only ``block`` images exist at a time. Returns ``(N, latent_dim)`` float64."""
+    only ``block`` images exist at a time. Returns ``(N, latent_dim)`` float64.
+
+    With ``codes`` (a :class:`GridCodes` of ``represent``) the codes are looked up in it,
+    each distinct image encoded once."""
+    if codes is not None:
+        return codes.lookup(ground_truth.index_of(factors).numpy())
     out = []
     for i in range(0, factors.shape[0], block):
         x = ground_truth.sample_observations_from_factors(factors[i:i + block], generator)
@@ -82,11 +89,85 @@ def encode_factors(ground_truth, represent: Represent, factors: torch.Tensor,
     return np.concatenate(out)
 
 
+class GridCodes:
+    """The codes of a ground truth's images by grid index, each image encoded once.
+
+    The metrics draw factor vectors with replacement: at their defaults the Higgins votes
+    draw 1.92 million images and FactorVAE's 0.97 million, out of dSprites' 737,280. The
+    representation is deterministic (the posterior mean) and a dSprites image is a function
+    of its factors (no observation noise), so every draw of an image has the same code:
+    :meth:`encode` encodes the distinct indices not seen yet (sorted, in blocks of
+    ``block``), and :meth:`lookup` gathers the codes of the draws. One table serves every
+    metric of an evaluation (:func:`shared_codes`); the votes, and the random numbers they
+    are drawn with, are those of encoding every draw.
+
+    The scores equal those of encoding every draw when a row's code does not depend on the
+    other rows of its batch (the tests check it on exact representations). PyTorch's CPU
+    matmuls give the same bits for every batch of 16 rows or more at one thread; a row
+    encoded in a smaller batch (the last block) may differ in its last bits.
+
+    Args:
+        ground_truth: ``factor_sizes``, ``index_of``, ``factors_of`` and
+            ``sample_observations_from_factors`` without observation noise.
+        represent: deterministic ``(N, C, H, W) -> (N, latent_dim)``.
+    """
+
+    def __init__(self, ground_truth, represent: Represent, block: int = 4096):
+        self.ground_truth, self.represent, self.block = ground_truth, represent, block
+        self.n_images = int(np.prod(ground_truth.factor_sizes))
+        self.known = np.zeros(self.n_images, bool)
+        self.table: np.ndarray | None = None  # (n_images, latent_dim), on first encode
+        self.encoded = 0  # images encoded so far
+
+    def encode(self, index: np.ndarray) -> None:
+        """Encode the images of ``index`` (grid indices, any shape and order, repeats
+        allowed) that are not in the table yet."""
+        missing = np.unique(index)
+        missing = missing[~self.known[missing]]
+        for i in range(0, len(missing), self.block):
+            rows = missing[i:i + self.block]
+            factors = self.ground_truth.factors_of(torch.from_numpy(rows))
+            z = self.represent(self.ground_truth.sample_observations_from_factors(factors))
+            z = z.numpy()  # (rows, latent_dim), the representation's own dtype
+            if self.table is None:
+                self.table = np.empty((self.n_images, z.shape[1]), z.dtype)
+            self.table[rows] = z
+            self.known[rows] = True
+            self.encoded += len(rows)
+
+    def lookup(self, index: np.ndarray) -> np.ndarray:
+        """Codes of the images of ``index`` ``(N,)``, encoding the missing ones first:
+        ``(N, latent_dim)`` float64."""
+        self.encode(index)
+        return self.table[index].astype(np.float64)
+
+
+# a table of codes for every image of the grid is kept below this size (latent_dim 10:
+# 29 MB in float32); wider representations (raw pixels: 12 GB) are encoded per draw
+GRID_CODES_MAX_BYTES = 2**30
+
+
+def shared_codes(ground_truth, represent: Represent) -> GridCodes | None:
+    """A :class:`GridCodes` for the metrics of one evaluation, or None (encode every draw)
+    unless ``ground_truth`` is dSprites holding its whole grid in memory (the official
+    file, or procedural dSprites' cached full grid: :func:`wants_full_grid`) and a table of
+    its codes fits in :data:`GRID_CODES_MAX_BYTES`. Encodes one image to learn the code's
+    width."""
+    if not isinstance(ground_truth, DSprites) or ground_truth.images is None:
+        return None
+    codes = GridCodes(ground_truth, represent)
+    codes.encode(np.zeros(1, np.int64))
+    if codes.table.nbytes > GRID_CODES_MAX_BYTES:
+        return None
+    return codes
+
+
 # ------------------------------------------------------------------ Higgins et al. 2017
 
 
 def higgins_votes(ground_truth, represent: Represent, n_votes: int, batch_size: int,
-                  generator: torch.Generator, exclude: np.ndarray | None = None
+                  generator: torch.Generator, exclude: np.ndarray | None = None,
+                  codes: GridCodes | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sampler of the beta-VAE metric: ``n_votes`` (feature, fixed factor) points.
 
@@ -97,6 +178,8 @@ def higgins_votes(ground_truth, represent: Represent, n_votes: int, batch_size: 
     Args:
         exclude: pair keys (see Returns) that must not be drawn, e.g. the training votes'
             pairs; a pair drawn with one of these keys is redrawn.
+        codes: a :class:`GridCodes` of ``represent``: the distinct images of all the votes
+            are encoded once, before the features (same features, fewer encodings).
 
     Returns:
         features ``(n_votes, latent_dim)``, labels ``(n_votes,)`` (the fixed factor), and
@@ -126,13 +209,15 @@ def higgins_votes(ground_truth, represent: Represent, n_votes: int, batch_size: 
             raise ValueError(f"Could not draw {n_votes} x {batch_size} pairs that avoid the "
                              f"{len(exclude)} excluded ones: the factor space "
                              f"{tuple(sizes)} is too small; draw fewer votes.")
+    if codes is not None:
+        codes.encode(np.stack([keys // n_images, keys % n_images]))
     features = []
     step = max(1, 4096 // batch_size)  # votes per block: only their codes are held
     for i in range(0, n_votes, step):
         z1 = encode_factors(ground_truth, represent, f1[i:i + step].reshape(-1, len(sizes)),
-                            generator)
+                            generator, codes=codes)
         z2 = encode_factors(ground_truth, represent, f2[i:i + step].reshape(-1, len(sizes)),
-                            generator)
+                            generator, codes=codes)
         diff = np.abs(z1 - z2).reshape(-1, batch_size, z1.shape[1])  # (votes, L, latent_dim)
         features.append(diff.mean(1))
     return np.concatenate(features), k.numpy(), keys
@@ -163,7 +248,8 @@ def score_beta_vae(train_x: np.ndarray, train_y: np.ndarray, eval_x: np.ndarray,
 
 def beta_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 64,
                     num_train: int = 10000, num_eval: int = 5000,
-                    generator: torch.Generator | None = None) -> dict[str, Any]:
+                    generator: torch.Generator | None = None,
+                    codes: GridCodes | None = None) -> dict[str, Any]:
     """The beta-VAE disentanglement metric (Higgins et al., ICLR 2017, section 3 and
     appendix A.4; https://openreview.net/forum?id=Sy2fzU9gl).
 
@@ -182,13 +268,18 @@ def beta_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 64,
     linear classifier trained with Adagrad; logistic regression is disentanglement_lib's
     choice (a stated deviation).
 
+    ``codes`` (a :class:`GridCodes` of ``represent``, see :func:`shared_codes`) encodes each
+    distinct image of the votes once; the votes and the score are the same.
+
     Returns:
         ``eval_accuracy`` and ``train_accuracy`` (%), plus the protocol parameters.
     """
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    tx, ty, tkeys = higgins_votes(ground_truth, represent, num_train, batch_size, generator)
+    _check_codes(codes, represent)
+    tx, ty, tkeys = higgins_votes(ground_truth, represent, num_train, batch_size, generator,
+                                  codes=codes)
     ex, ey, _ = higgins_votes(ground_truth, represent, num_eval, batch_size, generator,
-                              exclude=np.unique(tkeys))
+                              exclude=np.unique(tkeys), codes=codes)
     out: dict[str, Any] = score_beta_vae(tx, ty, ex, ey)
     out.update(batch_size=batch_size, num_train=num_train, num_eval=num_eval)
     return out
@@ -198,13 +289,14 @@ def beta_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 64,
 
 
 def factor_vae_votes(ground_truth, represent: Represent, n_votes: int, batch_size: int,
-                     scale: np.ndarray, active: np.ndarray, generator: torch.Generator
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     scale: np.ndarray, active: np.ndarray, generator: torch.Generator,
+                     codes: GridCodes | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sampler of the FactorVAE metric: ``(argmin dimension, fixed factor)`` per vote.
 
     For each vote: draw a factor k uniformly and one value of it; draw ``batch_size``
     factor vectors with that value; divide their codes by ``scale`` (the global standard
-    deviation per dimension) and take the active dimension of least variance.
+    deviation per dimension) and take the active dimension of least variance. With
+    ``codes`` (a :class:`GridCodes`) the distinct images of all the votes are encoded once.
 
     Returns:
         dims ``(n_votes,)`` (indices into the full code) and labels ``(n_votes,)``.
@@ -215,11 +307,13 @@ def factor_vae_votes(ground_truth, represent: Represent, n_votes: int, batch_siz
     fixed = ground_truth.sample_factors(n_votes, generator)  # one value per vote
     same = torch.nn.functional.one_hot(k, len(sizes)).bool()[:, None, :]
     f = torch.where(same, fixed[:, None, :], f)
+    if codes is not None:
+        codes.encode(ground_truth.index_of(f.reshape(-1, len(sizes))).numpy())
     dims = []
     step = max(1, 4096 // batch_size)  # votes per block: only their codes are held
     for i in range(0, n_votes, step):
         z = encode_factors(ground_truth, represent, f[i:i + step].reshape(-1, len(sizes)),
-                           generator)
+                           generator, codes=codes)
         z = z.reshape(-1, batch_size, z.shape[1]) / scale  # (votes, L, latent_dim)
         var = z.var(axis=1, ddof=1)[:, active]  # (votes, active dims)
         dims.append(np.flatnonzero(active)[var.argmin(1)])
@@ -241,7 +335,8 @@ def score_factor_vae(train_dims: np.ndarray, train_y: np.ndarray, eval_dims: np.
 def factor_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 64,
                       num_train: int = 10000, num_eval: int = 5000,
                       num_variance_estimate: int = 10000, prune_threshold: float = 0.05,
-                      generator: torch.Generator | None = None) -> dict[str, Any]:
+                      generator: torch.Generator | None = None,
+                      codes: GridCodes | None = None) -> dict[str, Any]:
     """The FactorVAE disentanglement metric (Kim & Mnih, ICML 2018, section 4;
     https://arxiv.org/abs/1802.05983).
 
@@ -258,14 +353,17 @@ def factor_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 6
          their votes; the train/eval split is disentanglement_lib's.)
 
     Chance is about 100 / n_factors %. If every dimension is collapsed the score is 0.
+    ``codes`` (a :class:`GridCodes` of ``represent``) encodes each distinct image once; the
+    votes and the score are the same.
 
     Returns:
         ``eval_accuracy``, ``train_accuracy`` (%), ``active_dims`` and the parameters.
     """
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     n_factors = len(ground_truth.factor_sizes)
+    _check_codes(codes, represent)
     factors = ground_truth.sample_factors(num_variance_estimate, generator)
-    z = encode_factors(ground_truth, represent, factors, generator)
+    z = encode_factors(ground_truth, represent, factors, generator, codes=codes)
     scale = z.std(axis=0, ddof=1)
     active = (scale >= prune_threshold * scale.max()) & (scale > 0)
     params = dict(batch_size=batch_size, num_train=num_train, num_eval=num_eval,
@@ -274,9 +372,9 @@ def factor_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 6
         return {"train_accuracy": 0.0, "eval_accuracy": 0.0, **params}
     safe = np.where(active, scale, 1.0)  # never divides by a collapsed dimension's ~0
     td, ty = factor_vae_votes(ground_truth, represent, num_train, batch_size, safe, active,
-                              generator)
+                              generator, codes)
     ed, ey = factor_vae_votes(ground_truth, represent, num_eval, batch_size, safe, active,
-                              generator)
+                              generator, codes)
     return {**score_factor_vae(td, ty, ed, ey, z.shape[1], n_factors), **params}
 
 
@@ -327,7 +425,8 @@ def score_mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> dic
 
 
 def mig(ground_truth, represent: Represent, *, num_points: int = 10000, num_bins: int = 20,
-        generator: torch.Generator | None = None) -> dict[str, Any]:
+        generator: torch.Generator | None = None,
+        codes: GridCodes | None = None) -> dict[str, Any]:
     """Mutual Information Gap (Chen et al., "Isolating Sources of Disentanglement in
     VAEs", NeurIPS 2018, section 4; https://arxiv.org/abs/1802.04942).
 
@@ -342,16 +441,25 @@ def mig(ground_truth, represent: Represent, *, num_points: int = 10000, num_bins
     histogram of the mean is disentanglement_lib's estimator. With 20 bins a factor of
     more than 20 values cannot reach a gap of 1 (orientation: at most log 20 / log 40 =
     0.81), so a perfect representation of dSprites scores about 0.9, not 1.
+    ``codes`` (a :class:`GridCodes` of ``represent``) looks codes up instead of encoding.
 
     Returns:
         ``mig``, ``mig_per_factor``, ``mutual_info`` and the parameters.
     """
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    _check_codes(codes, represent)
     factors = ground_truth.sample_factors(num_points, generator)
-    codes = encode_factors(ground_truth, represent, factors, generator)
-    out = score_mig(codes, factors.numpy(), num_bins)
+    z = encode_factors(ground_truth, represent, factors, generator, codes=codes)
+    out = score_mig(z, factors.numpy(), num_bins)
     out.update(num_points=num_points, num_bins=num_bins)
     return out
+
+
+def _check_codes(codes: GridCodes | None, represent: Represent) -> None:
+    if codes is not None and codes.represent is not represent:
+        raise ValueError("codes is a GridCodes of another representation; build it with "
+                         "GridCodes(ground_truth, represent) from the same represent, or "
+                         "pass codes=None.")
 
 
 # ------------------------------------------------------------------------- evaluators
@@ -386,49 +494,87 @@ def wants_full_grid(votes_batch: int, votes_train: int, votes_eval: int) -> bool
     return 2 * votes_batch * (votes_train + votes_eval) >= FULL_GRID_AFTER
 
 
-def _all_metrics(run, represent: Represent, names=("beta_vae", "factor_vae", "mig")
-                 ) -> dict[str, float]:
+def _all_metrics(run, represent: Represent, names=("beta_vae", "factor_vae", "mig"),
+                 codes: GridCodes | None = None) -> dict[str, float]:
+    """The metrics ``names`` of ``represent`` at the run's ``eval`` sizes, each from its own
+    generator seeded with :data:`EVAL_SEED`. ``codes``: a :class:`GridCodes` of
+    ``represent`` to share (default: :func:`shared_codes`, one table for these metrics)."""
     e = run.config.eval
-    gt = _ground_truth(run)
+    gt = codes.ground_truth if codes is not None else _ground_truth(run)
+    codes = codes if codes is not None else shared_codes(gt, represent)
     votes = dict(batch_size=e.votes_batch, num_train=e.votes_train, num_eval=e.votes_eval)
     out = {}
     if "beta_vae" in names:
         r = beta_vae_metric(gt, represent, generator=torch.Generator().manual_seed(EVAL_SEED),
-                            **votes)
+                            codes=codes, **votes)
         out["beta_vae_metric"] = r["eval_accuracy"]
         out["beta_vae_metric_train"] = r["train_accuracy"]
     if "factor_vae" in names:
         r = factor_vae_metric(gt, represent, num_variance_estimate=e.variance_points,
-                              generator=torch.Generator().manual_seed(EVAL_SEED), **votes)
+                              generator=torch.Generator().manual_seed(EVAL_SEED), codes=codes,
+                              **votes)
         out["factor_vae_metric"] = r["eval_accuracy"]
         out["factor_vae_active_dims"] = r["active_dims"]
     if "mig" in names:
         r = mig(gt, represent, num_points=e.mig_points,
-                generator=torch.Generator().manual_seed(EVAL_SEED))
+                generator=torch.Generator().manual_seed(EVAL_SEED), codes=codes)
         out["mig"] = r["mig"]
     return out
 
 
 def beta_vae_evaluator(run, model) -> dict[str, float]:
     """``test/beta_vae_metric`` (eval accuracy, %) and ``test/beta_vae_metric_train``."""
-    r = _all_metrics(run, _represent(run, model), ("beta_vae",))
+    represent, codes = _model_codes(run, model)
+    r = _all_metrics(run, represent, ("beta_vae",), codes)
     return {f"test/{k}": v for k, v in r.items()}
 
 
 def factor_vae_evaluator(run, model) -> dict[str, float]:
     """``test/factor_vae_metric`` (eval accuracy, %) and ``test/factor_vae_active_dims``."""
-    r = _all_metrics(run, _represent(run, model), ("factor_vae",))
+    represent, codes = _model_codes(run, model)
+    r = _all_metrics(run, represent, ("factor_vae",), codes)
     return {f"test/{k}": v for k, v in r.items()}
 
 
 def mig_evaluator(run, model) -> dict[str, float]:
     """``test/mig`` (0..1)."""
-    return {f"test/{k}": v for k, v in _all_metrics(run, _represent(run, model),
-                                                     ("mig",)).items()}
+    represent, codes = _model_codes(run, model)
+    r = _all_metrics(run, represent, ("mig",), codes)
+    return {f"test/{k}": v for k, v in r.items()}
 
 
 def _represent(run, model) -> Represent:
     return representation(model, precision=run.config.eval.encode_precision)
+
+
+# The last model's representation and table of codes (held until the next model's): the
+# beta_vae_metric, factor_vae_metric and mig evaluators are three calls for the same
+# weights, and share them.
+_LAST_CODES: dict[str, Any] = {}
+
+
+def _model_codes(run, model) -> tuple[Represent, GridCodes | None]:
+    """``model``'s representation and a :class:`GridCodes` of it (or None, see
+    :func:`shared_codes`), reused from the previous call when the run, its eval config and
+    the model's weights (hashed) are the same."""
+    key = (str(run.path), json.dumps(run.config.to_dict()["eval"], sort_keys=True,
+                                     default=str), _weights_digest(model))
+    last = _LAST_CODES.get("entry")
+    if last is not None and last[0] == key and last[1] is model:
+        return last[2], last[3]
+    _LAST_CODES.clear()  # the previous table is freed before the next is built
+    represent = _represent(run, model)
+    codes = shared_codes(_ground_truth(run), represent)
+    _LAST_CODES["entry"] = (key, model, represent, codes)
+    return represent, codes
+
+
+def _weights_digest(model) -> str:
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def baselines_evaluator(run, model) -> dict[str, float]:
