@@ -240,10 +240,6 @@ def load_archives(folder: str | Path) -> dict[str, Reproduction]:
 
 def _label(key: str) -> str:
     found = find_output(key)  # the registry's description of the key, with its unit
-    if found is None and key.startswith("valid/"):  # a loss term on the validation split
-        test = find_output("test/" + key.removeprefix("valid/"))
-        if test is not None and test[1].startswith("test "):
-            return "validation " + test[1].removeprefix("test ")
     return found[1] if found else key
 
 
