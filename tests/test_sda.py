@@ -118,3 +118,62 @@ def test_sda_finetuned_net_classifies_and_baseline_is_random_init(tmp_path,
     brun = train_stages(base, Run.create(base, tmp_path / "base"), progress=False)
     assert brun.config.train.init_from == ""
     assert not (brun.path / "pretrain-1").exists()
+
+
+def _selection_raw(**selection):
+    arm = {"name": "sda", "hidden": [12, 8], "noise": [0.0, 0.0], "num_classes": 4,
+           "pretrain_epochs": 1, "pretrain_lr": 0.01}
+    return {
+        "experiment": {"name": "sda-select"},
+        "model": dict(arm),
+        "data": {"name": "tiny-blobs", "valid_size": 16},
+        "train": {"epochs": 2, "batch_size": 16, "lr": 0.01, "optimizer": "adam"},
+        "eval": {"iw_samples": 0, "figures": []},
+        "sweep": {"key": "model", "labels": ["nu=0%", "nu=40%", "random init"],
+                  "values": [arm, {**arm, "noise": [0.4, 0.4]}, {**arm, "pretrain": False}]},
+        "selection": selection,
+        "reference": {"SdA": {"test/error": {"value": 2.8, "source": "Table 1"}}},
+    }
+
+
+def test_selection_config_is_checked(tiny_blobs_dataset):
+    from autoencoders.config import SelectionConfig, from_dict
+    from autoencoders.errors import ConfigError
+
+    ok = dict(key="valid/error", among=["nu=0%", "nu=40%"], label="SdA")
+    assert from_dict(_selection_raw(**ok)).selection.among == ["nu=0%", "nu=40%"]
+    for bad, message in ((dict(ok, key="test/error"), "valid/"),
+                         (dict(ok, among=["nu=0%", "nu=99%"]), "not labels"),
+                         (dict(ok, label="nu=0%"), "sweep label already"),
+                         (dict(ok, among=["nu=0%"]), "at least two")):
+        with pytest.raises(ConfigError, match=message):
+            from_dict(_selection_raw(**bad))
+    sel = SelectionConfig(among=["a", "b", "c"], label="x")
+    assert sel.choose({"a": 3.0, "b": 1.0, "c": 1.0}) == "b"  # ties: the first
+    sel.better = "higher"
+    assert sel.choose({"a": 3.0, "b": 1.0, "c": 1.0}) == "a"
+
+
+def test_selection_reports_the_arm_with_the_best_validation_number(tmp_path,
+                                                                   tiny_blobs_dataset):
+    """A sweep with [selection]: every arm is evaluated on valid and test; the selection's
+    label gets the numbers of the arm with the lowest valid/error, in results and report."""
+    from autoencoders.config import from_dict
+    from autoencoders.pipeline import reproduce
+    from autoencoders.results import collect, markdown
+
+    cfg = from_dict(_selection_raw(key="valid/error", among=["nu=0%", "nu=40%"], label="SdA"))
+    run = reproduce(cfg, runs_dir=str(tmp_path / "runs"), progress=False)
+    rep = collect(run.path)
+    arms = {r.label: r for r in rep.records}
+    assert set(arms) == {"SdA", "nu=0%", "nu=40%", "random init"}
+    assert all("valid/error" in r.eval and "test/error" in r.eval for r in rep.records)
+    best = min(["nu=0%", "nu=40%"], key=lambda a: arms[a].eval["valid/error"])
+    assert arms["SdA"].chosen == best and arms["SdA"].eval == arms[best].eval
+    assert arms["SdA"].reference["test/error"]["value"] == 2.8
+    assert rep.records[0].label == "SdA"  # the chosen arm is the first row
+    table = markdown(rep)
+    assert f"| SdA = {best} (chosen on validation classification error, %) |" in table
+    assert "validation classification error, %" in table
+    report = (run.path / "report.md").read_text()
+    assert f"**SdA** = {best}, the arm with the lower `valid/error`" in report

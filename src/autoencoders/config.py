@@ -262,6 +262,35 @@ class SweepConfig:
 
 
 @dataclass
+class SelectionConfig:
+    """One arm of a sweep chosen on a validation number, as a paper's protocol does (the
+    noise level of SdA-3 among its noise arms): the arm of ``among`` (sweep labels) with
+    the best ``key`` of ``eval.json`` (``better`` = "lower" or "higher") is reported as
+    ``label``, with the paper's ``[reference."<label>"]``. Each seed chooses on its own
+    validation numbers; the test numbers of the arms not chosen are details, not results."""
+
+    key: str = "valid/error"
+    among: list[str] = field(default_factory=list)
+    label: str = ""
+    better: Literal["lower", "higher"] = "lower"
+
+    def validate(self) -> None:
+        if not self.key.startswith("valid/"):
+            raise ConfigError(f"selection.key = {self.key!r} must be a validation number of "
+                              "eval.json (valid/...): a choice made on test numbers would "
+                              "flatter the result.")
+        if len(self.among) < 2 or not self.label:
+            raise ConfigError("[selection] needs a label and at least two sweep labels in "
+                              "among = [...] to choose from.")
+
+    def choose(self, values: dict[str, float]) -> str:
+        """The label in ``values`` (arm label -> its ``key``) that is best; ties go to the
+        first of ``among``."""
+        sign = 1.0 if self.better == "lower" else -1.0
+        return min((a for a in self.among if a in values), key=lambda a: sign * values[a])
+
+
+@dataclass
 class ExperimentConfig:
     """A fully resolved experiment: what a run folder's ``config.json`` holds."""
 
@@ -275,6 +304,7 @@ class ExperimentConfig:
     reference: dict[str, Any] = field(default_factory=dict)  # the paper's numbers
     sweep: SweepConfig | None = None
     profile: str = "quick"
+    selection: SelectionConfig | None = None  # an arm of the sweep chosen on validation
 
     @property
     def model_name(self) -> str:
@@ -293,6 +323,8 @@ class ExperimentConfig:
         }
         if self.sweep is not None:
             out["sweep"] = dataclasses.asdict(self.sweep)
+        if self.selection is not None:
+            out["selection"] = dataclasses.asdict(self.selection)
         return out
 
 
@@ -373,7 +405,8 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"A config must be a table of sections ([experiment], [model], ...), "
                           f"got {type(raw).__name__}.")
     raw = copy.deepcopy(raw)
-    sections = ["experiment", "model", "data", "train", "eval", "reference", "sweep"]
+    sections = ["experiment", "model", "data", "train", "eval", "reference", "sweep",
+                "selection"]
     for key in raw:
         if key not in sections:
             raise ConfigError(_unknown_key_message(key, sections, "section"))
@@ -405,6 +438,7 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
         for v in sweep.values:
             trial = copy.deepcopy(raw)
             trial.pop("sweep")
+            trial.pop("selection", None)
             _set_dotted(trial, sweep.key, v)
             from_dict(trial)
     cfg = ExperimentConfig(
@@ -418,6 +452,7 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
         eval=build_dataclass(EvalConfig, raw.get("eval", {}), "eval"),
         reference=dict(raw.get("reference", {})),
         sweep=sweep,
+        selection=_selection(raw, sweep),
     )
     shape = getattr(DATASETS[cfg.data.name], "image_shape", None)
     if isinstance(shape, tuple):  # a data set whose shape is known without reading it
@@ -426,6 +461,21 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _selection(raw: dict[str, Any], sweep: SweepConfig | None) -> SelectionConfig | None:
+    if "selection" not in raw:
+        return None
+    sel = build_dataclass(SelectionConfig, raw["selection"], "selection")
+    labels = [sweep.label(i) for i in range(len(sweep.values))] if sweep else []
+    missing = [a for a in sel.among if a not in labels]
+    if missing:
+        raise ConfigError(f"selection.among names {missing}, which are not labels of the "
+                          f"[sweep] ({', '.join(labels) or 'no sweep'}).")
+    if sel.label in labels:
+        raise ConfigError(f"selection.label = {sel.label!r} is a sweep label already; name "
+                          "the chosen arm differently (e.g. \"SdA-3\" beside \"nu=25%\").")
+    return sel
 
 
 def _parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from . import config as configs  # module attributes: list and load experiments as patched
 from . import devices, plots
 from .config import ExperimentConfig, _set_dotted, from_dict
-from .data.load import load_split
+from .data.load import has_valid, load_split
 from .errors import CheckpointError, ConfigError, DataMissingError, UserError
 from .logs import configure as configure_logs
 from .logs import logger as log
@@ -64,7 +64,8 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
     and the importance-weighted log p(x) with ``eval.iw_samples`` samples, in nats per
     example. Every model: its loss terms on the test split, then each evaluator named in
     ``eval.metrics`` (``autoencoders.registry.EVALUATORS``), whose dict of numbers is
-    merged into the result.
+    merged into the result, then (with a validation split) the loss terms on it,
+    ``valid/<term>``, on which an experiment's ``[selection]`` chooses among a sweep's arms.
 
     ``device`` (``auto``, ``cpu``, ``cuda[:N]``; see :mod:`autoencoders.devices`) is
     where the model and the test split go for the loss terms, the importance-weighted
@@ -105,6 +106,11 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
         t1 = time.perf_counter()
         out.update(resolve(EVALUATORS[name].target)(run, model))
         out[f"{name}_seconds"] = round(time.perf_counter() - t1, 2)
+    if has_valid(cfg):  # validation numbers of the same weights, for choices made on them
+        torch.manual_seed(cfg.train.seed + 2)  # after the evaluators: their numbers stay
+        valid = load_split(cfg, "valid", where)
+        for k, v in average_loss_terms(model, valid.x, y=valid.y).items():
+            out[f"valid/{k}"] = v
     out.update(trained)
     out["eval_seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_text(run.path / "eval.json", json.dumps(out, indent=2))
@@ -300,6 +306,7 @@ def train_stages(config: ExperimentConfig, run: Run, progress: bool = True,
     for i, (label, overrides) in enumerate(plan):
         raw = config.to_dict()
         raw.pop("sweep", None)
+        raw.pop("selection", None)
         for key, value in {**overrides, "train.init_from": previous}.items():
             _set_dotted(raw, key, value)
         stage_cfg = from_dict(raw)
@@ -432,6 +439,7 @@ def sweep_children(config: ExperimentConfig
     for i, value in enumerate(config.sweep.values):
         raw = config.to_dict()
         raw.pop("sweep")
+        raw.pop("selection", None)  # chosen among the sweep's runs, not inside one
         _set_dotted(raw, config.sweep.key, value)
         label = config.sweep.label(i)
         # [reference."<label>"] holds the paper's numbers for this run of the sweep

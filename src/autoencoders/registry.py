@@ -105,6 +105,7 @@ CORE_OUTPUTS: tuple[Output, ...] = (
     Output("test/log_px", "test log p(x), importance-weighted", "nats", True),
     Output("test/log_px_sem", "standard error of the test log p(x)", "nats", table=False),
     Output("test/loss", "test loss", "nats", False),
+    Output("valid/loss", "validation loss", "nats", False, table=False),
 )
 
 _KNN_CODES = "the codes (posterior means)"
@@ -201,7 +202,8 @@ def find_output(key: str, model_cls: type[Autoencoder] | None = None
     """What describes an ``eval.json`` key: ``(rank, label with unit, shown in tables)``,
     or None if nothing does.
 
-    Looked up in :data:`CORE_OUTPUTS`, the model class's ``loss_terms`` (``test/<term>``;
+    Looked up in :data:`CORE_OUTPUTS`, the model class's ``loss_terms`` (``test/<term>``, and
+    ``valid/<term>``, which tables leave out;
     without a class, the first registered model with that term) and the evaluators'
     outputs; ``rank`` orders a report's table in that order."""
     for i, out in enumerate(CORE_OUTPUTS):
@@ -211,6 +213,10 @@ def find_output(key: str, model_cls: type[Autoencoder] | None = None
     for cls in [model_cls] if model_cls is not None else list(MODELS.values()):
         if key.startswith("test/") and term in cls.loss_terms:
             return (1, list(cls.loss_terms).index(term)), f"test {cls.loss_terms[term]}", True
+        term_v = key.removeprefix("valid/")  # the same terms on the validation split
+        if key.startswith("valid/") and term_v in cls.loss_terms:
+            return ((1, len(cls.loss_terms) + list(cls.loss_terms).index(term_v)),
+                    f"validation {cls.loss_terms[term_v]}", False)
     for j, evaluator in enumerate(EVALUATORS.values()):
         for i, out in enumerate(evaluator.outputs):
             if out.match(key) is not None:

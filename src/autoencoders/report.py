@@ -187,6 +187,7 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
         link = f"{quote(label)}/report.md"  # spaces as %20: still a link once prefixed
         lines.append(f"| [{md_text(label)}]({link}) | {' | '.join(cells)} | {budget} | "
                      f"{_fmt(t)} |")
+    lines += _selection_rows(cfg, evals, keys, labels)
     sources = sorted({_ref(e)[1] for _, _, ref in evals for e in ref.values() if _ref(e)[1]})
     if sources:
         lines += ["", "Paper's numbers: " + "; ".join(sources) + "."]
@@ -206,6 +207,28 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
     path = parent.path / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def _selection_rows(cfg: Any, evals: list[tuple[str, dict, dict]], keys: list[str],
+                    labels: dict[str, str]) -> list[str]:
+    """The sweep's ``[selection]``: which arm its validation number chose, that arm's
+    numbers beside the paper's for the selection's label, and the validation numbers it
+    was chosen on."""
+    sel = cfg.selection
+    values = {label: ev[sel.key] for label, ev, _ in evals if sel and sel.key in ev}
+    if sel is None or not all(a in values for a in sel.among):
+        return []
+    best = sel.choose(values)
+    ev = next(ev for label, ev, _ in evals if label == best)
+    ref = cfg.reference.get(sel.label, {})
+    cells = " | ".join(f"{_fmt(ev.get(k))} ({_fmt(_ref(ref.get(k))[0])})" for k in keys)
+    tried = ", ".join(f"{md_text(a)} {_fmt(values[a])}" for a in sel.among)
+    head = " | ".join(f"{labels.get(k, k)} (paper)" for k in keys)
+    return ["", f"**{md_text(sel.label)}** = {md_text(best)}, the arm with the {sel.better} "
+            f"{md_code(sel.key)} among {tried}; the test numbers of the arms not chosen are "
+            "shown for reference, not as results.", "", f"| run | {head} |",
+            "|---|" + "---|" * len(keys),
+            f"| {md_text(sel.label)} = {md_text(best)} | {cells} |"]
 
 
 def _baselines_table(evals: list[tuple[str, dict, dict]]) -> list[str]:

@@ -53,6 +53,7 @@ class Record:
     eval: dict[str, float]
     reference: dict[str, Any]
     budget: dict[str, Any]
+    chosen: str = ""  # a [selection]'s record: the sweep label chosen on validation
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Reproduction:
     profile: str
     provenance: dict[str, Any]
     records: list[Record] = field(default_factory=list)
+    selection: dict[str, Any] = field(default_factory=dict)  # the experiment's [selection]
 
     @property
     def name(self) -> str:
@@ -77,7 +79,8 @@ def collect(path: str | Path) -> Reproduction:
     run = Run.load(path)
     cfg = run.config
     prov = _read_json(run.path / "provenance.json") or _unfinished_seeds(run)
-    rep = Reproduction(cfg.name, cfg.paper, cfg.profile, prov)
+    rep = Reproduction(cfg.name, cfg.paper, cfg.profile, prov,
+                       selection=asdict(cfg.selection) if cfg.selection else {})
     rep.records = _records(run, prov)
     if not rep.records:
         raise UserError(f"{run.path} holds no evaluated run (no eval.json): run "
@@ -120,9 +123,22 @@ def _records(run: Run, prov: dict[str, Any]) -> list[Record]:
         return out
     if kind == "sweep":
         labels = prov.get("children") or run.config.sweep.labels
-        return [r for label in labels for r in _records_single(Run.load(_child(run, label)),
+        arms = [r for label in labels for r in _records_single(Run.load(_child(run, label)),
                                                                label)]
+        return _selected(run, arms) + arms
     return _records_single(run, "")
+
+
+def _selected(run: Run, arms: list[Record]) -> list[Record]:
+    """The record of the arm an experiment's ``[selection]`` chooses on validation, under
+    the selection's label (empty without a selection or before its arms are evaluated)."""
+    sel = run.config.selection
+    values = {r.label: r.eval[sel.key] for r in arms if sel and sel.key in r.eval}
+    if sel is None or not all(a in values for a in sel.among):
+        return []
+    best = next(r for r in arms if r.label == sel.choose(values))
+    return [Record(sel.label, best.seed, dict(best.eval), paper_values(run, sel.label),
+                   best.budget, chosen=best.label)]
 
 
 def _child(run: Run, name: str) -> Path:
@@ -148,8 +164,9 @@ def paper_values(run: Run, label: str) -> dict[str, Any]:
     experiment's current ``[reference]`` (where sources and their check status are kept up
     to date), else what the run's config recorded."""
     path = experiments_dir() / f"{run.config.name.replace('-', '_')}.toml"
-    if not path.is_file():
-        return dict(run.config.reference)
+    if not path.is_file():  # a sweep's parent holds every label's numbers, a child its own
+        ref = run.config.reference
+        return dict(ref[label]) if isinstance(ref.get(label), dict) else dict(ref)
     ref = read_toml(path).get("reference", {})
     return dict(ref.get(label, {})) if label else {
         k: v for k, v in ref.items() if "/" in k}
@@ -286,13 +303,23 @@ def markdown(rep: Reproduction) -> str:
     """The table of one reproduction, with its command and provenance under it."""
     lines = ["| run | quantity | ours | each seed | paper | paper's source |",
              "|---|---|---|---|---|---|"]
+    sel = rep.selection
     for label, records in _groups(rep):
-        for key in _keys(records):
+        keys = _keys(records)
+        name = label or rep.experiment
+        if sel and (label == sel["label"] or label in sel["among"]) and all(
+                sel["key"] in r.eval for r in records):
+            keys = [sel["key"], *[k for k in keys if k != sel["key"]]]
+        if records[0].chosen:  # the arm chosen on validation, per seed
+            chosen = [r.chosen for r in records]
+            which = chosen[0] if len(set(chosen)) == 1 else ", ".join(chosen)
+            name = f"{label} = {which} (chosen on {_label(sel.get('key', '?'))})"
+        for key in keys:
             values = [r.eval[key] for r in records]
             each = ", ".join(_num(v) for v in values) if len(values) > 1 else "—"
             value, source, status = _ref(records[0].reference.get(key))
             paper = "—" if value is None else f"{_paper_num(value)} ({status})"
-            lines.append(f"| {_cell(label or rep.experiment)} | {_cell(_label(key))} | "
+            lines.append(f"| {_cell(name)} | {_cell(_label(key))} | "
                          f"{_ours(values)} | {each} | {paper} | {_cell(source)} |")
     lines += _baselines(rep)
     p = rep.provenance
@@ -449,7 +476,8 @@ def write_seeds_report(parent: Run, children: list[tuple[str, Run]], command: st
     to each seed's own report."""
     cfg = parent.config
     rep = Reproduction(cfg.name, cfg.paper, cfg.profile,
-                       {"command": command, "wall_seconds": wall_seconds})
+                       {"command": command, "wall_seconds": wall_seconds},
+                       selection=asdict(cfg.selection) if cfg.selection else {})
     for _, child in children:
         prov = _read_json(child.path / "provenance.json") or {}
         rep.records += _records(child, prov)

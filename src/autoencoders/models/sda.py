@@ -45,6 +45,7 @@ class StackedDAEConfig:
     pretrain: bool = True  # false: stages() is only fine-tuning (the random-init baseline)
     pretrain_epochs: int = 10  # epochs of each pre-training stage
     pretrain_lr: float = 0.001  # learning rate of the pre-training stages
+    finetune_lr: float = 0.0  # learning rate of fine-tuning; 0: train.lr (a sweep arm's own)
     init_std: float = 0.0  # weights ~ N(0, init_std^2); 0: uniform +-4 sqrt(6/(fan_in+fan_out))
 
     def validate(self) -> None:
@@ -63,6 +64,9 @@ class StackedDAEConfig:
             raise ConfigError(f"model.num_classes = {self.num_classes} must be >= 2.")
         if self.init_std < 0:
             raise ConfigError(f"model.init_std = {self.init_std} must be >= 0.")
+        if not (self.finetune_lr >= 0 and math.isfinite(self.finetune_lr)):
+            raise ConfigError(f"model.finetune_lr = {self.finetune_lr} must be > 0, or 0 to "
+                              "use train.lr.")
         if self.pretrain_epochs < 1 or self.pretrain_lr <= 0:
             raise ConfigError(f"model.pretrain_epochs = {self.pretrain_epochs} must be >= 1 "
                               f"and model.pretrain_lr = {self.pretrain_lr} > 0.")
@@ -110,7 +114,10 @@ class StackedDAE(Autoencoder):
                                            "train.epochs": config.pretrain_epochs,
                                            "train.lr": config.pretrain_lr})
                     for layer in range(1, len(config.hidden) + 1)]
-        return out + [("finetune", {"model.stage": 0})]
+        finetune = {"model.stage": 0}
+        if config.finetune_lr:
+            finetune["train.lr"] = config.finetune_lr
+        return out + [("finetune", finetune)]
 
     def encode(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         """h_depth (default: the top layer), ``(B, C, H, W) -> (B, hidden[depth - 1])``."""
