@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from . import config as configs  # module attributes: list and load experiments as patched
 from . import devices, plots
 from .config import ExperimentConfig, _set_dotted, from_dict
-from .data.load import load_split
+from .data.load import has_valid, load_split
 from .errors import CheckpointError, ConfigError, DataMissingError, UserError
 from .logs import configure as configure_logs
 from .logs import logger as log
@@ -89,6 +89,9 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
     out["n_test"] = int(test.x.shape[0])
     if "rec" in terms and "kl" in terms:
         out["test/elbo"] = -(terms["rec"] + terms["kl"])
+    if "diagnostics" in model.capabilities and has_valid(cfg):  # of the weights evaluated
+        valid_x = load_split(cfg, "valid", where).x
+        out.update({f"valid/{k}": v for k, v in model.diagnostics(valid_x).items()})
     if model.generative and cfg.eval.iw_samples:
         x = test.x[: cfg.eval.test_subset] if cfg.eval.test_subset else test.x
         t1 = time.perf_counter()
