@@ -54,6 +54,34 @@ def test_ksparse_model_schedule_and_code_sparsity():
     assert ((model.features(x, alpha=2) != 0).sum(1) == 10).all()
 
 
+def test_dead_units_are_the_units_never_in_the_target_top_k():
+    cfg = KSparseAEConfig(hidden=8, k=2, k_start=2, init_std=0.0)
+    model = KSparseAE(cfg, SHAPE)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([5.0, 4.0, 0, 0, 0, 0, 0, 0]))  # units 0, 1 always win
+    x = blobs(16)
+    usage = model.unit_usage(x, batch=5)
+    assert usage.tolist() == [16, 16, 0, 0, 0, 0, 0, 0]
+    assert model.diagnostics(x) == {"dead_units": 0.75}
+    model.on_epoch_start(0, 10)  # the schedule's k does not change the measure
+    assert model.diagnostics(x) == {"dead_units": 0.75}
+
+
+def test_sgd_momentum_reaches_the_optimizer_and_other_optimizers_refuse_it():
+    from autoencoders.config import TrainConfig
+    from autoencoders.train import make_optimizer
+
+    tc = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9)
+    tc.validate()
+    opt = make_optimizer(torch.nn.Linear(2, 2), tc)
+    assert opt.param_groups[0]["momentum"] == 0.9
+    with pytest.raises(ConfigError, match="train.momentum = 0.9"):
+        TrainConfig(optimizer="adam", momentum=0.9).validate()
+    with pytest.raises(ConfigError, match="train.momentum"):
+        TrainConfig(optimizer="sgd", momentum=1.0).validate()
+
+
 def test_ksparse_config_errors_name_the_value():
     with pytest.raises(ConfigError, match="model.k = 0"):
         KSparseAEConfig(hidden=10, k=0).validate()
@@ -83,6 +111,7 @@ def test_ksparse_classify_end_to_end_on_a_slice_of_mnist(tmp_path, shared_data):
     ev = run.eval_results()
     assert ev["logreg_alpha"] in (1.0, 2.0) and ev["logreg_C"] in (0.1, 1.0)
     assert ev["logreg_train_examples"] == 1000
+    assert 0.0 <= ev["valid/dead_units"] <= 1.0  # diagnostics of the evaluated weights
     assert 0.0 <= ev["test/logreg_error"] < 60.0  # far better than chance (90 %)
     assert (run.path / "figures" / "filters.png").is_file()
     assert "logistic regression" in (run.path / "report.md").read_text()

@@ -111,6 +111,7 @@ class TrainConfig:
     batch_size: int = 100  # Kingma & Welling: M = 100
     optimizer: Literal["adagrad", "adam", "sgd"] = "adagrad"  # the VAE paper used Adagrad
     lr: float = 0.02  # Kingma & Welling chose from {0.01, 0.02, 0.1}
+    momentum: float = 0.0  # SGD only (Makhzani & Frey: SGD with momentum); 0: plain SGD
     # decoupled from the loss: weight_decay * theta is added to the gradient. For the VAE
     # this is the N(0, I) prior on the parameters, 1/N per example (paper, section 5).
     weight_decay: float = 0.0
@@ -141,6 +142,11 @@ class TrainConfig:
                "a finite number > 0")
         _check(math.isfinite(self.weight_decay) and self.weight_decay >= 0,
                "train.weight_decay", self.weight_decay, "a finite number >= 0")
+        _check(0.0 <= self.momentum < 1.0, "train.momentum", self.momentum,
+               "a number in [0, 1)")
+        if self.momentum and self.optimizer != "sgd":
+            raise ConfigError(f"train.momentum = {self.momentum} is used only by "
+                              f'train.optimizer = "sgd", not {self.optimizer!r}; set it to 0.')
         _check(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every,
                "an integer >= 0")
         _check(self.early_stopping >= 0, "train.early_stopping", self.early_stopping,

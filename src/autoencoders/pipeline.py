@@ -111,6 +111,8 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
         valid = load_split(cfg, "valid", where)
         for k, v in average_loss_terms(model, valid.x, y=valid.y).items():
             out[f"valid/{k}"] = v
+        if "diagnostics" in model.capabilities:  # e.g. dead units, KL per latent
+            out.update({f"valid/{k}": v for k, v in model.diagnostics(valid.x).items()})
     out.update(trained)
     out["eval_seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_text(run.path / "eval.json", json.dumps(out, indent=2))

@@ -106,6 +106,10 @@ CORE_OUTPUTS: tuple[Output, ...] = (
     Output("test/log_px_sem", "standard error of the test log p(x)", "nats", table=False),
     Output("test/loss", "test loss", "nats", False),
     Output("valid/loss", "validation loss", "nats", False, table=False),
+    # the model's diagnostics(x) on the validation split, for the weights evaluated
+    Output("valid/dead_units", "fraction of hidden units never among the k largest on the "
+           "validation split", "", False),
+    Output("valid/kl_dim/{d}", "validation KL of latent {d}", "nats", None, table=False),
 )
 
 _KNN_CODES = "the codes (posterior means)"

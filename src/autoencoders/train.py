@@ -56,10 +56,13 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     params = list(model.parameters())
     cls = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}.get(cfg.optimizer,
                                                                          torch.optim.SGD)
+    kw = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    if cls is torch.optim.SGD:
+        kw["momentum"] = cfg.momentum
     try:
-        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        return cls(params, **kw, fused=True)
     except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/dtype
-        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+        return cls(params, **kw, foreach=True)
 
 
 @torch.no_grad()

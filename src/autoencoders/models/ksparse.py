@@ -105,7 +105,7 @@ class KSparseAE(Autoencoder):
     """
 
     Config = KSparseAEConfig
-    capabilities = frozenset({"filters", "feature_alpha"})
+    capabilities = frozenset({"filters", "feature_alpha", "diagnostics"})
     loss_terms = {"rec": "squared reconstruction error, summed over pixels"}
 
     def __init__(self, config: KSparseAEConfig, image_shape: tuple[int, int, int]):
@@ -159,6 +159,29 @@ class KSparseAE(Autoencoder):
         a = self.config.alpha if alpha is None else alpha
         keep = min(self.config.hidden, max(1, int(round(a * self.config.k))))
         return topk(self.pre_activation(x), keep)
+
+    @torch.no_grad()
+    def unit_usage(self, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+        """How often each hidden unit is among the target ``k`` largest of W x + b.
+
+        Args:
+            x: ``(N, C, H, W)`` images (e.g. the validation split).
+            batch: rows per forward pass.
+
+        Returns:
+            ``(hidden,)`` int64 counts summing to ``N * k``.
+        """
+        counts = torch.zeros(self.config.hidden, dtype=torch.int64)
+        for i in range(0, x.shape[0], batch):
+            mask = topk_mask(self.pre_activation(x[i:i + batch]), self.config.k)
+            counts += mask.sum(0).cpu()
+        return counts
+
+    def diagnostics(self, x: torch.Tensor) -> dict[str, float]:
+        """``dead_units``: the fraction of hidden units never among the target k largest
+        on ``x`` (section 3.3: without the k schedule many units never win and stop
+        learning). The trainer logs it on the validation split after every epoch."""
+        return {"dead_units": float((self.unit_usage(x) == 0).float().mean())}
 
     def filters(self) -> torch.Tensor:
         """The dictionary W as images, ``(hidden, C, H, W)``."""
