@@ -6,9 +6,12 @@ draw z_1..z_K ~ q(z|x) and estimate
     log p(x) ~= logsumexp_k [log p(x, z_k) - log q(z_k | x)] - log K.
 
 The estimate is a lower bound in expectation that tightens as K grows (K = 1 is the ELBO).
-Work is batched over examples and samples: each decoder pass handles about ``batch_rows``
-(samples x examples) rows; the encoder runs once per example per pass; the running
-logsumexp over sample chunks is exact (no loss of precision from chunking).
+Work is batched over examples and samples: each pass draws about ``batch_rows``
+(samples x examples) latent samples; the encoder runs once per example per pass; the running
+logsumexp over sample chunks is exact (no loss of precision from chunking). Within a pass
+the MLP VAE's Bernoulli decoder works through the rows in tiles that fit the L2 cache
+(:func:`~autoencoders.models.likelihoods.bernoulli_log_prob_mlp`), so ``batch_rows`` fixes
+the random draws and bounds memory, not the speed.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def iw_log_likelihood(
         model: a ``LatentVariableModel`` (implements ``log_importance_weights``).
         x: ``(N, C, H, W)`` data.
         n_samples: K importance samples per example (>= 1).
-        batch_rows: rows per decoder pass (K_chunk x examples); bounds memory.
+        batch_rows: latent samples per pass (K_chunk x examples); bounds memory.
         progress: show a progress bar.
         precision: ``"fp32"``, or ``"bf16"`` (opt-in): the decoder's matmuls run in
             bfloat16 under ``torch.autocast`` while the encoder, the densities and every

@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from .base import LatentVariableModel, Loss
 from .likelihoods import (
     Bernoulli,
-    bernoulli_log_prob_linear,
+    bernoulli_log_prob_mlp,
     gaussian_kl,
     gaussian_log_prob,
     make_likelihood,
@@ -205,7 +205,7 @@ class VAE(LatentVariableModel):
         z = mu + torch.exp(0.5 * log_var) * eps  # (S, B, Z)
         if isinstance(self.lik, Bernoulli) and self.config.arch == "mlp":
             body, last = self.decoder[0][:-1], self.decoder[0][-1]
-            log_px_z = bernoulli_log_prob_linear(body(z), last, x)  # (S, B)
+            log_px_z = bernoulli_log_prob_mlp(z, body, last, x)  # (S, B)
         else:
             log_px_z = self.lik.log_prob(self.decode(z), x)  # (S, B)
         log_pz = standard_normal_log_prob(z)
