@@ -101,8 +101,8 @@ def bernoulli_log_prob_mlp(z: torch.Tensor, body: torch.nn.Module, layer: torch.
     The importance-weighted log p(x) decodes K samples per example: 50,000 rows of 784
     logits are 157 MB, so computing them whole and then ``softplus`` over them streams
     them through memory twice. Here the samples go through the decoder ``rows`` at a
-    time, sized so that one tile's logits (and their softplus, computed in place) stay
-    in the L2 cache (:func:`tile_rows`), and each tile is reduced to ``(rows,)`` numbers
+    time, sized to the L2 cache (:func:`tile_rows`; the softplus is computed in place),
+    and each tile is reduced to ``(rows,)`` numbers
     before the next: the arithmetic of :func:`bernoulli_log_prob_linear` on ``body(z)``,
     tile by tile, so the result is the same to float rounding.
 
@@ -162,12 +162,14 @@ def l2_cache_bytes() -> int:
 
 
 def tile_rows(pixels: int) -> int:
-    """Decoder rows per tile of :func:`bernoulli_log_prob_mlp`: the float32 logits of one
-    tile fill one L2 cache per thread that PyTorch uses, between 256 and 8192 rows.
+    """Decoder rows per tile of :func:`bernoulli_log_prob_mlp`: float32 logits of about
+    two L2 caches per thread that PyTorch uses, between 256 and 8192 rows.
 
     Much smaller tiles pay Python's overhead per tile; much larger ones (whole passes of
-    50,000 rows) stream the logits through main memory."""
-    rows = l2_cache_bytes() * torch.get_num_threads() // (4 * pixels)
+    50,000 rows) stream the logits through main memory. Each op of a tile synchronises the
+    threads once, so tiles grow with the thread count (on a machine busy with other jobs,
+    where a thread can wait for a core, fewer threads are faster)."""
+    rows = 2 * l2_cache_bytes() * torch.get_num_threads() // (4 * pixels)
     return max(256, min(8192, rows))
 
 
