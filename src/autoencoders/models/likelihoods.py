@@ -102,9 +102,9 @@ def bernoulli_log_prob_mlp(z: torch.Tensor, body: torch.nn.Module, layer: torch.
     logits are 157 MB, so computing them whole and then ``softplus`` over them streams
     them through memory twice. Here the samples go through the decoder ``rows`` at a
     time, sized to the L2 cache (:func:`tile_rows`; the softplus is computed in place),
-    and each tile is reduced to ``(rows,)`` numbers
-    before the next: the arithmetic of :func:`bernoulli_log_prob_linear` on ``body(z)``,
-    tile by tile, so the result is the same to float rounding.
+    and each tile is reduced to ``(rows,)`` numbers before the next: the arithmetic of
+    :func:`bernoulli_log_prob_linear` on ``body(z)``, tile by tile, so the result is the
+    same to float rounding.
 
     Args:
         z: ``(S, B, Z)`` latent samples for ``B`` examples.
