@@ -37,14 +37,18 @@ demo: $(BIN)/python
 test: install
 	$(BIN)/python -m pytest -q
 
-# Benchmarks run in their own environment, with pythae beside our package.
+# Benchmarks run in their own environment, with pythae beside our package (checked to
+# import beside torch before anything is timed). `make bench BENCH_ARGS=--busy` passes
+# options to benchmarks/all.py.
 BENCH_VENV ?= .venv-bench
 bench:
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --no-index --no-deps "torch==$(TORCH)" 2>/dev/null || \
 	  $(BENCH_VENV)/bin/pip install --quiet "torch==$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BENCH_VENV)/bin/pip install --quiet pythae==0.1.2 -e .
-	$(BENCH_VENV)/bin/python benchmarks/all.py $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(BENCH_VENV)/bin/python -c "import torch, pythae.models; from importlib.metadata import \
+	  version as v; print('bench venv: torch', torch.__version__, '+ pythae', v('pythae'))"
+	$(BENCH_VENV)/bin/python benchmarks/all.py $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -1,8 +1,14 @@
 """Run every benchmark and append a dated section to docs/BENCHMARKS.md.
 
     python benchmarks/all.py --data-dir ../shared/data [--run RUN] [--repeats 3]
-        [--skip-steps] [--skip-metrics] [--skip-compile]
-        [--steps-seconds 1] [--metrics-scale 0.01]
+        [--skip-steps] [--skip-metrics] [--skip-compile] [--busy]
+        [--steps-seconds 1] [--metrics-scale 0.01] [--busy-seconds 8]
+
+Every run first prints the CPU (model, cores, memory) and its features that decide our
+speed (AVX2, AVX-512, AVX-512 BF16, AMX), and labels the section with the machine kind
+(:func:`machine_kind`, e.g. "Intel Xeon, AVX-512 + BF16 + AMX" or "AMD EPYC, AVX2 only"):
+numbers compare only within one kind, so docs/BENCHMARKS.md keeps a dated section per
+machine kind.
 
 Without ``--run``, a ``vae-mnist`` model is trained for 5 epochs first (its weights are
 only needed to compare the two likelihood estimators on the same model).
@@ -12,11 +18,25 @@ Besides the VAE-vs-pythae table (``train_throughput.py``, ``likelihood.py``) it 
 disentanglement metrics; by default at 1 % of their default sizes, with a linear projection:
 at ``--metrics-scale 1`` they alone take tens of minutes) and ``compile_trial.py``
 (torch.compile vs eager). About 5 to 6 minutes in all on an idle 2-core machine.
+``--busy`` adds ``busy_machine.py`` (OMP_WAIT_POLICY ACTIVE / PASSIVE x threads, alone and
+beside a process spinning on one core; about 16 x ``--busy-seconds``).
+
+The section ends with the targets of issue #20, each as measured in this run:
+
+* log p(x), K = 5000, fp32: time per test image, projected to the 10,000 MNIST test
+  images, the ratio to pythae 0.1.2's ``get_nll`` on the same weights, and the nats between
+  their means;
+* VAE and SB-VAE fp32 training steps as % of the measured fp32 matmul peak
+  (``train_throughput.py`` and ``train_steps.py``, each against the peak it measured);
+* the Higgins (beta-VAE) and FactorVAE metrics at their default sizes: measured with
+  ``--metrics-scale 1``, else projected linearly from the scale run (marked so);
+* with ``--busy``: the busy-machine table.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -24,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import busy_machine  # noqa: E402
 import compile_trial  # noqa: E402
 import likelihood  # noqa: E402
 import metrics_time  # noqa: E402
@@ -31,10 +52,43 @@ import train_steps  # noqa: E402
 import train_throughput  # noqa: E402
 
 from autoencoders.config import load_experiment  # noqa: E402
-from autoencoders.provenance import hardware, versions  # noqa: E402
+from autoencoders.provenance import cpu_features, hardware, versions  # noqa: E402
 from autoencoders.train import train  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+HEADER = ("# Benchmarks\n\nProduced by `make bench` (`benchmarks/all.py`); one dated section "
+          "per run, newest last, headed by the machine kind (CPU family and vector units: "
+          "AVX2, AVX-512, AVX-512 BF16, AMX). Compare numbers only within one machine kind; "
+          "timings need a quiet machine.\n")
+
+
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (``hardware()``'s first field)."""
+    return hardware().split(", ")[0]
+
+
+def machine_kind(model: str | None = None, features: str | None = None) -> str:
+    """A short label for the kind of machine: CPU family and its vector units.
+
+    ``"Intel(R) Xeon(R) Platinum 8480+"`` with AMX gives "Intel Xeon Platinum, AVX-512 +
+    BF16 + AMX"; ``"AMD EPYC 7763 64-Core Processor"`` with AVX2 gives "AMD EPYC, AVX2 only".
+    """
+    model = cpu_model() if model is None else model
+    features = cpu_features() if features is None else features
+    words = []
+    for word in re.sub(r"\((R|TM|tm)\)", "", model).split():
+        if any(c.isdigit() for c in word) or word in ("Processor", "CPU", "@"):
+            break
+        words.append(word)
+    family = " ".join(words[:3]) or model or "unknown CPU"
+    if "AVX-512" in features.replace("AVX-512 BF16", ""):
+        units = "AVX-512" + (" + BF16" if "AVX-512 BF16" in features else "") + (
+            " + AMX" if "AMX" in features else "")
+    elif "AVX2" in features:
+        units = "AVX2 only"
+    else:
+        units = "no AVX2"
+    return f"{family}, {units}"
 
 
 def main() -> None:
@@ -50,8 +104,15 @@ def main() -> None:
                    help="train_steps.py --seconds: length of each timed epoch")
     p.add_argument("--metrics-scale", type=float, default=0.01,
                    help="metrics_time.py --scale (1: the metrics' default sizes, ~1 hour)")
+    p.add_argument("--busy", action="store_true",
+                   help="also run busy_machine.py (alone vs beside a spinning process)")
+    p.add_argument("--busy-seconds", type=float, default=8.0,
+                   help="busy_machine.py --seconds: length of each of its 16 timings")
     args = p.parse_args()
     t0 = time.perf_counter()
+    kind = machine_kind()
+    print(f"CPU: {hardware()}\nCPU features: {cpu_features() or 'none of AVX2/AVX-512/AMX'}"
+          f"\nmachine kind: {kind}", flush=True)
     tp = train_throughput.main(["--repeats", str(args.repeats)] +
                                (["--data-dir", args.data_dir] if args.data_dir else []))
     with tempfile.TemporaryDirectory() as d:
@@ -67,14 +128,18 @@ def main() -> None:
     metrics = None if args.skip_metrics else metrics_time.main(
         reps + ["--scale", str(args.metrics_scale)])
     trial = None if args.skip_compile else compile_trial.main(reps)
+    busy = busy_machine.main(["--seconds", str(args.busy_seconds)]) if args.busy else None
     flags = "".join(f" --{k.replace('_', '-')}" for k in ("skip_steps", "skip_metrics",
                                                            "skip_compile") if getattr(args, k))
     flags += "" if args.skip_steps else f" --steps-seconds {args.steps_seconds:g}"
     flags += "" if args.skip_metrics else f" --metrics-scale {args.metrics_scale:g}"
+    flags += f" --busy --busy-seconds {args.busy_seconds:g}" if args.busy else ""
     rates = tp["samples_per_s"]
-    lines = [f"## {time.strftime('%Y-%m-%d')} — {versions()}", "",
-             f"Machine: {hardware()}. Command: `python benchmarks/all.py "
-             f"--repeats {args.repeats} --k {args.k}{flags}`; total "
+    lines = [f"## {time.strftime('%Y-%m-%d')} — {kind}", "",
+             f"{versions()}.", "",
+             f"Machine: {hardware()}; CPU features: "
+             f"{cpu_features() or 'none of AVX2/AVX-512/AMX'}. Command: `python "
+             f"benchmarks/all.py --repeats {args.repeats} --k {args.k}{flags}`; total "
              f"{time.perf_counter() - t0:.0f} s.",
              "", "| benchmark | ours | plain eager | pythae | ours vs pythae |",
              "|---|---|---|---|---|"]
@@ -127,11 +192,54 @@ def main() -> None:
                   trial["table"]]
         lines += [f"- torch.compile failed for {what}: {msg}"
                   for what, msg in trial["errors"].items()]
-    text = DOC.read_text() if DOC.is_file() else (
-        "# Benchmarks\n\nProduced by `make bench` (`benchmarks/all.py`); one section per "
-        "run, newest last. Timings need a quiet machine.\n")
+    if busy is not None:
+        lines += ["", f"Busy machine (`benchmarks/busy_machine.py`: Adam steps of the MNIST "
+                  f"VAE in a fresh process, {busy['seconds']:g} s each, alone and beside "
+                  f"{busy['competitors']} process(es) spinning on a core):", "",
+                  busy["table"]]
+    lines += ["", "Targets of issue #20, as measured in this run:", "",
+              *targets(args, tp, ll, steps, metrics)]
+    text = DOC.read_text() if DOC.is_file() else HEADER
     DOC.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
     print(f"appended to {DOC}")
+
+
+def targets(args, tp: dict, ll: dict, steps: dict | None, metrics: dict | None) -> list[str]:
+    """The issue's numbers as Markdown bullets, from the benchmarks' results."""
+    out = []
+    test_min = ll["ours_test_set_s"] / 60
+    line = (f"- log p(x), K = {args.k}, fp32, {ll['threads']} threads: "
+            f"{ll['ours_s_per_image'] * 1e3:.1f} ms per image, {test_min:.1f} min projected "
+            f"for the {likelihood.TEST_IMAGES:,} test images")
+    if "pythae_s_per_image" in ll:
+        gap = abs(ll["ours_mean_same_images"] - ll["pythae_mean"])
+        line += (f"; {ll['speedup']:.2f}x pythae's `get_nll` (target >= 2x), means "
+                 f"{gap:.3f} nats apart (target <= 0.1)")
+    out.append(line + ".")
+    fps, peak = train_throughput.FLOP_PER_SAMPLE, tp["matmul_peak_flops"]
+    out.append(f"- VAE training step, fp32: {100 * tp['samples_per_s']['ours'] * fps / peak:.0f} "
+               f"% of the measured matmul peak ({peak / 1e9:.0f} GFLOP/s).")
+    row = (steps or {}).get("rows", {}).get("sbvae-mnist")
+    if row and row.get("fp32_trainer"):
+        sb_peak = steps["peak_flops"]["fp32"]
+        out.append(f"- SB-VAE training step, fp32: "
+                   f"{100 * row['fp32_trainer'] * row['flop_per_sample'] / sb_peak:.0f} % of "
+                   f"the measured matmul peak ({sb_peak / 1e9:.0f} GFLOP/s, "
+                   f"`train_steps.py`).")
+    else:
+        out.append("- SB-VAE training step: not measured (`--skip-steps`, or its row failed).")
+    if metrics is None:
+        out.append("- Higgins and FactorVAE metrics: not measured (`--skip-metrics`).")
+        return out
+    scale = metrics["scale"]
+    how = "measured" if scale == 1 else f"projected linearly from scale {scale:g}"
+    for name, label in (("beta_vae", "Higgins (beta-VAE) metric"),
+                        ("factor_vae", "FactorVAE metric")):
+        times = [f"{net} {r['total'] / scale:,.0f} s"
+                 for key, r in metrics["results"].items()
+                 for net, metric in [key.split("/")] if metric == name]
+        out.append(f"- {label} at its default sizes ({how}): {', '.join(times) or 'n/a'}.")
+    return out
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ For each setting (``OMP_WAIT_POLICY`` = ACTIVE / PASSIVE, ``GOMP_SPINCOUNT``, to
 torch is imported) times Adam steps of the
 Kingma & Welling MNIST VAE (784-500-20 tanh, batch 100, random binary images: the speed
 does not depend on the data) twice: alone, and beside ``--competitors`` processes that spin
-on the CPU. Prints the CPU's features, samples/s for each case and the busy / idle ratio.
+on the CPU. Prints the CPU's features, samples/s for each case and the busy / idle ratio;
+``main()`` also returns them with a Markdown table (``benchmarks/all.py --busy``).
 
     python benchmarks/busy_machine.py [--seconds 8] [--competitors 1]
 
@@ -73,11 +74,11 @@ def measure(env_vars: dict[str, str], threads: int, seconds: float, library: boo
     return json.loads(out.stdout.strip().splitlines()[-1])["samples_per_s"]
 
 
-def main() -> None:
+def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--competitors", type=int, default=1)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     cores = os.cpu_count() or 1
     print(f"CPU: {hardware()}; {cpu_features() or 'none of AVX2/AVX-512'}")
     settings = [  # (name, environment, torch threads (0: torch's default), import ours)
@@ -91,6 +92,7 @@ def main() -> None:
         ("PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, 1, False),
     ]
     print(f"{'setting':22s} {'threads':>7s} {'idle':>10s} {'busy':>10s} {'ratio':>6s}")
+    rows = []
     for name, env_vars, threads, library in settings:
         idle = measure(env_vars, threads, args.seconds, library)
         procs = [mp.Process(target=spin, daemon=True) for _ in range(args.competitors)]
@@ -106,7 +108,15 @@ def main() -> None:
         shown = threads or "default"
         print(f"{name:22s} {shown!s:>7s} {idle:10,.0f} {busy:10,.0f} {busy / idle:6.2f}",
               flush=True)
+        rows.append({"setting": name, "threads": shown, "idle": idle, "busy": busy})
+    lines = ["| setting | threads | alone, samples/s | beside "
+             f"{args.competitors} spinning process(es), samples/s | busy / alone |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['setting']} | {r['threads']} | {r['idle']:,.0f} | {r['busy']:,.0f} | "
+              f"{r['busy'] / r['idle']:.2f} |" for r in rows]
+    return {"rows": rows, "seconds": args.seconds, "competitors": args.competitors,
+            "table": "\n".join(lines)}
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main() and 0)
