@@ -18,7 +18,7 @@ Besides the VAE-vs-pythae table (``train_throughput.py``, ``likelihood.py``) it 
 disentanglement metrics; by default at 1 % of their default sizes, with a linear projection:
 at ``--metrics-scale 1`` they alone take tens of minutes) and ``compile_trial.py``
 (torch.compile vs eager). About 5 to 6 minutes in all on an idle 2-core machine.
-``--busy`` adds ``busy_machine.py`` (OMP_WAIT_POLICY ACTIVE / PASSIVE x threads, alone and
+``--busy`` adds ``busy_machine.py`` (OMP_WAIT_POLICY, GOMP_SPINCOUNT x threads, alone and
 beside a process spinning on one core; about 16 x ``--busy-seconds``).
 
 The section ends with the targets of issue #20, each as measured in this run:
