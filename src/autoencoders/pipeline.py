@@ -243,9 +243,9 @@ def _run_seeds(config: ExperimentConfig, parent: Run, runs_dir: str, progress: b
                                     command)
         children.append((label, child))
     wall = time.perf_counter() - t0
-    write_seeds_report(parent, children, command=command, wall_seconds=wall)
     write_provenance(parent, command, wall, kind="seeds",
                      children=[label for label, _ in children])
+    write_seeds_report(parent, children, command=command, wall_seconds=wall)
     return parent
 
 
@@ -381,9 +381,9 @@ def _resume(run: Run, progress: bool, command: str, device: str | None, t0: floa
         children = [(p.name, resume_reproduction(p, progress, command, device))
                     for p in seeds]
         wall = time.perf_counter() - t0
-        write_seeds_report(run, children, command=command, wall_seconds=wall)
         write_provenance(run, command, wall, kind="seeds",
                          children=[label for label, _ in children])
+        write_seeds_report(run, children, command=command, wall_seconds=wall)
         return run
     if cfg.sweep is not None and cfg.sweep.values:
         return _reproduce_sweep(cfg, "", progress, command, parent=run)

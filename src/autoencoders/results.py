@@ -475,8 +475,11 @@ def write_seeds_report(parent: Run, children: list[tuple[str, Run]], command: st
     """``<run>/report.md`` for ``reproduce --seeds N``: the numbers over the seeds and a link
     to each seed's own report."""
     cfg = parent.config
-    rep = Reproduction(cfg.name, cfg.paper, cfg.profile,
-                       {"command": command, "wall_seconds": wall_seconds},
+    prov = {"command": command, "wall_seconds": wall_seconds}
+    written = _read_json(parent.path / "provenance.json")  # when written just before
+    if written and written.get("command") == command:
+        prov = written
+    rep = Reproduction(cfg.name, cfg.paper, cfg.profile, prov,
                        selection=asdict(cfg.selection) if cfg.selection else {})
     for _, child in children:
         prov = _read_json(child.path / "provenance.json") or {}
