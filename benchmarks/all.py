@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import autoencoders  # noqa: E402,F401,I001 - first: it sets the library's OpenMP default, as the CLI does
+import autoencoders  # noqa: E402,F401,I001 - first, as the CLI imports it
 import busy_machine  # noqa: E402
 import compile_trial  # noqa: E402
 import likelihood  # noqa: E402

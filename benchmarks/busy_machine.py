@@ -11,9 +11,8 @@ on the CPU. Prints the CPU's features, samples/s for each case and the busy / id
 
     python benchmarks/busy_machine.py [--seconds 8] [--competitors 1]
 
-The row "library default" imports ``autoencoders`` first with no OpenMP variable set:
-what a user of the command line gets (``autoencoders/__init__.py`` sets
-``OMP_WAIT_POLICY=PASSIVE`` unless the user set it). "OpenMP default" is plain torch.
+The row "library default" imports ``autoencoders`` first with no OpenMP variable set (what
+a user of the command line gets); "OpenMP default" is plain torch.
 """
 
 from __future__ import annotations

@@ -13,18 +13,10 @@ The names below are imported on first use (PEP 562), so ``import autoencoders`` 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import types
 
 __version__ = "0.1.0"
-
-# OpenMP threads that wait by sleeping instead of spinning: beside another busy process
-# the spinning threads of a 2-core machine are descheduled in turn and training runs at a
-# fraction of a fair share (docs/BENCHMARKS.md, "busy machine"). Read when OpenMP starts,
-# i.e. when torch is imported: this takes effect when autoencoders is imported first (the
-# command line always does); a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # public name -> (module, attribute); None: the module itself
 _LAZY = {
