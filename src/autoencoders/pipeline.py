@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -601,19 +602,37 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
     return index
 
 
-def _reproduce_one(cfg: ExperimentConfig, runs_dir: str, progress: bool, command: str
-                   ) -> dict[str, Any]:
+def _reproduce_one(cfg: ExperimentConfig, runs_dir: str, progress: bool, command: str,
+                   tagged: bool = False) -> dict[str, Any]:
     """One experiment of ``reproduce all``: ``status``, ``run`` (its folder), ``seconds``
     and, when it failed with a user error, the ``reason``."""
     t1 = time.perf_counter()
+    tag = _NameTag(cfg.name)
+    if tagged:  # in a worker beside others: say whose each status line is
+        log.addFilter(tag)
     try:
         run = reproduce(cfg, runs_dir=runs_dir, progress=progress, command=command)
         out: dict[str, Any] = {"status": "done", "run": str(run.path)}
     except UserError as e:
         out = {"status": "failed", "reason": str(e)}
         log.warning(f"failed {cfg.name}: {e}")
+    finally:
+        log.removeFilter(tag)
     out["seconds"] = time.perf_counter() - t1
     return out
+
+
+class _NameTag(logging.Filter):
+    """Prefixes each status line with ``[experiment]``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.tag = f"[{name}] "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and not record.msg.startswith(self.tag):
+            record.msg = self.tag + record.msg
+        return True
 
 
 def _job_start(threads: int, level: int) -> None:
@@ -640,7 +659,7 @@ def _reproduce_parallel(todo: list, runs_dir: str, command: str, jobs: int,
         futures = {}
         for row, cfg in todo:
             cmd = f"{command} [{row['name']}]" if command else ""
-            futures[pool.submit(_reproduce_one, cfg, runs_dir, False, cmd)] = row
+            futures[pool.submit(_reproduce_one, cfg, runs_dir, False, cmd, True)] = row
         try:
             for future in cf.as_completed(futures):
                 row = futures[future]
