@@ -198,7 +198,7 @@ def main() -> None:
                   f"VAE in a fresh process, {busy['seconds']:g} s each, alone and beside "
                   f"{busy['competitors']} process(es) spinning on a core):", "",
                   busy["table"]]
-    lines += ["", "Targets of issue #20, as measured in this run:", "",
+    lines += ["", "Targets, as measured in this run:", "",
               *targets(args, tp, ll, steps, metrics)]
     text = DOC.read_text() if DOC.is_file() else HEADER
     DOC.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
