@@ -256,6 +256,9 @@ def test_reproduce_all_runs_experiments_in_parallel_jobs(tmp_path, monkeypatch):
     for key in numbers[0]:  # one thread in both; the same seed gives the same numbers
         assert numbers[0][key] == pytest.approx(numbers[1][key], rel=1e-5), key
     assert finished_run(runs, "vae-mnist-2d", "quick") is not None
+    from autoencoders.pipeline import _last_seconds  # the next --jobs run starts longest first
+    assert 0 < _last_seconds(str(runs), "vae-mnist", "quick") < float("inf")
+    assert _last_seconds(str(runs), "dae-filters", "quick") == float("inf")
     with pytest.raises(ConfigError, match="jobs = 0"):
         reproduce_all("quick", str(runs), jobs=0)
     assert cli.main(["reproduce", "vae-mnist", "--jobs", "2"]) == 2

@@ -587,7 +587,8 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
             log.info(f"=== {row['name']} ({profile})")
             row.update(_reproduce_one(cfg, runs_dir, progress,
                                       f"{command} [{row['name']}]" if command else ""))
-    else:
+    else:  # the longest first (by their last run here), so no long one runs alone at the end
+        todo.sort(key=lambda rc: -_last_seconds(runs_dir, rc[1].name, profile))
         _reproduce_parallel(todo, runs_dir, command, jobs, progress)
     for row in results:
         if isinstance(row.get("run"), (str, Path)):
@@ -633,6 +634,18 @@ class _NameTag(logging.Filter):
         if isinstance(record.msg, str) and not record.msg.startswith(self.tag):
             record.msg = self.tag + record.msg
         return True
+
+
+def _last_seconds(runs_dir: str, name: str, profile: str) -> float:
+    """Wall seconds of the last finished run of ``name`` with ``profile`` in ``runs_dir``
+    (from its provenance.json); infinity when there is none (unknown: start it early)."""
+    run = finished_run(runs_dir, name, profile)
+    if run is None:
+        return float("inf")
+    try:
+        return float(json.loads((run.path / "provenance.json").read_text())["wall_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return float("inf")
 
 
 def _job_start(threads: int, level: int) -> None:
