@@ -125,6 +125,9 @@ def test_an_unfinished_seed_group_says_how_many_seeds_finished(seeded_run, tmp_p
     shutil.copytree(seeded_run.path, copy)
     (copy / "provenance.json").unlink()  # as while the command still runs
     shutil.rmtree(copy / "seed1")
+    assert "1 of the 2 seeds this command trains had finished" in results.markdown(
+        results.collect(copy))  # the plan in seeds.json
+    (copy / "seeds.json").unlink()  # a group from before seeds.json: N from its command
     (copy / "commands.log").write_text("2026-11-30 06:59:51  autoencoders reproduce vae-mnist "
                                        "--seeds 3\n")
     rep = results.collect(copy)

@@ -21,7 +21,7 @@ from . import config as configs  # module attributes: list and load experiments 
 from . import devices, plots
 from .config import ExperimentConfig, _set_dotted, from_dict
 from .data.load import has_valid, load_split
-from .errors import CheckpointError, ConfigError, DataMissingError, UserError
+from .errors import ConfigError, DataMissingError, UserError
 from .logs import configure as configure_logs
 from .logs import logger as log
 from .models import MODELS
@@ -29,7 +29,7 @@ from .models.estimators import average_loss_terms, iw_log_likelihood
 from .registry import EVALUATORS, FIGURES, require, require_all, resolve
 from .report import write_index, write_provenance, write_report, write_sweep_report
 from .results import write_seeds_report
-from .runs import Run, atomic_write_text, holds_lock, seed_folders
+from .runs import SEEDS_FILE, Run, atomic_write_text, holds_lock, seed_folders, seeds_plan
 from .site import build_site
 from .tensorboard_log import log_figures
 from .train import create_run, require_config, use_array
@@ -216,9 +216,6 @@ def _reproduce_seeds(config: ExperimentConfig, runs_dir: str, progress: bool, co
         return _run_seeds(config, parent, runs_dir, progress, command, seeds, t0)
 
 
-SEEDS_FILE = "seeds.json"  # a --seeds group's plan: {"seeds": N, "first": s}
-
-
 def _run_seeds(config: ExperimentConfig, parent: Run, runs_dir: str, progress: bool,
                command: str, seeds: int, t0: float, resume: bool = False,
                device: str | None = None) -> Run:
@@ -371,7 +368,7 @@ def _resume(run: Run, progress: bool, command: str, device: str | None, t0: floa
     if device:
         cfg.train.device = device
         cfg.train.validate()
-    plan = _seeds_plan(run)
+    plan = seeds_plan(run.path)
     if plan is not None:  # a --seeds reproduction: every seed of its plan, then the table
         n, first = plan
         cfg.train.seed = first
@@ -391,25 +388,6 @@ def _resume(run: Run, progress: bool, command: str, device: str | None, t0: floa
     run = _finish(cfg, run, progress, command, time.perf_counter() - t0)
     write_provenance(run, command, time.perf_counter() - t0, kind="single")
     return run
-
-
-def _seeds_plan(run: Run) -> tuple[int, int] | None:
-    """``(number of seeds, first seed)`` of a ``--seeds`` group, from its ``seeds.json``."""
-    path = run.path / SEEDS_FILE
-    if not path.is_file():
-        return None
-    try:
-        plan = json.loads(path.read_text())
-        n, first = plan["seeds"], plan["first"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path} is damaged ({e}); it should read e.g. "
-                              '{"seeds": 3, "first": 0}. Write the number of seeds and the '
-                              "first seed of the group into it, then resume again.") from None
-    if not (isinstance(n, int) and isinstance(first, int) and 1 <= n <= 100):
-        raise CheckpointError(f"{path} holds seeds = {n!r}, first = {first!r}; expected an "
-                              "integer from 1 to 100 and an integer seed. Correct the file, "
-                              "then resume again.")
-    return n, first
 
 
 def _finish(config: ExperimentConfig, run: Run, progress: bool, command: str,

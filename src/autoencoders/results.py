@@ -32,7 +32,7 @@ from typing import Any
 from .config import experiments_dir, read_toml
 from .errors import UserError
 from .registry import find_output
-from .runs import Run, atomic_write_text, seed_folders
+from .runs import Run, atomic_write_text, seed_folders, seeds_plan
 
 # Numbers shown when a run has them, besides every key the paper has a value for.
 HEADLINE = (
@@ -102,10 +102,12 @@ def _unfinished_seeds(run: Run) -> dict[str, Any]:
         return {}
     commands = run.commands()  # "YYYY-MM-DD HH:MM:SS  command"
     command = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+", "", commands[0]) if commands else ""
+    plan = seeds_plan(run.path)  # older groups: N from the command
     m = re.search(r"--seeds[= ](\d+)", command)
+    planned = plan[0] if plan else int(m.group(1)) if m else None
     provs = [_read_json(p / "provenance.json") or {} for p in seeds]
     return {"kind": "seeds", "command": command, "children": [p.name for p in seeds],
-            "seeds_planned": int(m.group(1)) if m else None,
+            "seeds_planned": planned,
             # the finished seeds' time; load and finish time of the last of them
             "wall_seconds": round(sum(pv.get("wall_seconds", 0.0) for pv in provs), 1),
             **{k: v for k, v in provs[-1].items()

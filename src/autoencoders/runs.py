@@ -63,6 +63,33 @@ _HELD: dict[str, list] = {}  # run folders this process has locked: realpath -> 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+SEEDS_FILE = "seeds.json"  # a --seeds group's plan: {"seeds": N, "first": s}
+
+
+def seeds_plan(path: str | Path) -> tuple[int, int] | None:
+    """``(number of seeds, first seed)`` of the ``--seeds`` group in ``path``, from its
+    ``seeds.json``; None when it has none (not a group, or one made before the file).
+
+    Raises:
+        CheckpointError: the file is damaged.
+    """
+    file = Path(path) / SEEDS_FILE
+    if not file.is_file():
+        return None
+    try:
+        plan = json.loads(file.read_text())
+        n, first = plan["seeds"], plan["first"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{file} is damaged ({e}); it should read e.g. "
+                              '{"seeds": 3, "first": 0}. Write the number of seeds and the '
+                              "first seed of the group into it, then resume again.") from None
+    if not (isinstance(n, int) and isinstance(first, int) and 1 <= n <= 100):
+        raise CheckpointError(f"{file} holds seeds = {n!r}, first = {first!r}; expected an "
+                              "integer from 1 to 100 and an integer seed. Correct the file, "
+                              "then resume again.")
+    return n, first
+
+
 def seed_folders(path: str | Path, *markers: str) -> list[Path]:
     """The ``seed<k>/`` folders of a ``reproduce --seeds`` run that hold every file in
     ``markers`` (default ``config.json``), in the order of k."""
