@@ -351,3 +351,21 @@ def test_resume_of_a_sweep_plots_only_the_figures_its_model_has(tmp_path):
     assert (child / "figures" / "samples.png").is_file()
     assert not (child / "figures" / "sticks.png").exists()
     assert (parent.path / "report.md").is_file()
+
+
+def test_train_of_a_sweep_experiment_makes_one_resumable_run(tmp_path, caplog):
+    """`train` of an experiment with a [sweep] trains its base [model] once: it says so,
+    writes a config without the sweep, and `train --resume` continues that folder."""
+    path = _folder(tmp_path / "imgs", n=30)
+    runs = tmp_path / "runs"
+    args = ["train", "dae-filters", "--runs-dir", str(runs), "--no-progress",
+            "--set", "data.name=folder", "--set", f"data.path={path}",
+            "--set", "train.epochs=1", "--set", "train.threads=1",
+            "--set", "model.hidden=8", "--set", "train.batch_size=10"]
+    with caplog.at_level(logging.INFO, logger="autoencoders"):
+        assert cli.main(args) == 0
+    assert "is a sweep over" in caplog.text and "reproduce dae-filters" in caplog.text
+    (run,) = (runs / "dae-filters").iterdir()
+    config = json.loads((run / "config.json").read_text())
+    assert config.get("sweep") is None and config.get("selection") is None
+    assert cli.main(["train", "--resume", str(run), "--no-progress"]) == 0

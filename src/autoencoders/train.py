@@ -209,7 +209,8 @@ def check_resumable(run: Run | None) -> None:
     if run is None:
         raise UserError("train(..., resume=True) needs the run folder to resume: "
                         "train(run.config, run, resume=True).")
-    if run.config.sweep is not None and run.config.sweep.values:
+    if (run.config.sweep is not None and run.config.sweep.values
+            and not run.has_checkpoint()):  # else a run of a sweep's base config
         children = sorted(p.name for p in run.path.iterdir() if (p / "config.json").is_file())
         raise UserError(
             f"{run.path} is the folder of a sweep over {run.config.sweep.key}, not one run: "
