@@ -12,9 +12,11 @@ from autoencoders.config import load_experiment
 from autoencoders.errors import ConfigError
 from autoencoders.evaluation.likelihood import iw_log_likelihood
 from autoencoders.models.sbvae import (
+    ExpectedLog1mTable,
     SBVAEConfig,
     StickBreakingVAE,
     beta_log_prob,
+    expected_log1m_table,
     kumaraswamy_beta_kl,
     kumaraswamy_expected_log1m,
     kumaraswamy_log_mean,
@@ -312,3 +314,63 @@ def test_sbvae_learns_and_extreme_init_trains_without_nan(shared_data, tmp_path)
     wild = train(_tiny_run_config(shared_data, "model.init_std=1.0", "train.lr=0.01"),
                  runs_dir=tmp_path / "b", progress=False, log_epochs=False)
     assert all(math.isfinite(r["train/loss"]) for r in wild.metrics())
+
+
+def test_the_kl_table_matches_the_series_and_its_gradients_over_the_whole_box():
+    """The interpolated E[log(1 - v)] against the series it tabulates, at 20,000 log-uniform
+    points of the SB-VAE's default box and at its corners; gradients in log a, log b."""
+    table = expected_log1m_table(0.01, 30.0, 0.01, 1e12, 50)
+    g = torch.Generator().manual_seed(0)
+    u = (torch.rand(20_000, generator=g, dtype=D) * math.log(3000) + math.log(0.01))
+    w = (torch.rand(20_000, generator=g, dtype=D) * math.log(1e14) + math.log(0.01))
+    corners = torch.tensor([[0.01, 0.01], [0.01, 1e12], [30.0, 0.01], [30.0, 1e12]], dtype=D)
+    u = torch.cat([u, corners[:, 0].log()]).requires_grad_()
+    w = torch.cat([w, corners[:, 1].log()]).requires_grad_()
+    series = kumaraswamy_expected_log1m(u.exp(), w.exp())
+    tab = table(u.exp(), w.exp())
+    assert (tab - series).abs().max() < 1e-7  # nats
+    assert ((tab - series).abs() / series.abs().clamp(min=1e-30)).max() < 1e-5
+    for d_series, d_tab in zip(torch.autograd.grad(series.sum(), (u, w), retain_graph=True),
+                               torch.autograd.grad(tab.sum(), (u, w))):
+        assert ((d_tab - d_series).abs() / d_series.abs().clamp(min=1e-12)).max() < 1e-5
+
+
+def test_the_kl_table_is_exact_at_a_equal_one_in_float32():
+    """Kumaraswamy(1, b) = Beta(1, b): E[log(1 - v)] = -1/b; in float32 as in training."""
+    b = torch.tensor([0.01, 0.3, 1.0, 7.0, 1e3, 1e9], dtype=torch.float32)
+    table = expected_log1m_table(0.01, 30.0, 0.01, 1e12, 50)
+    out = table(torch.ones_like(b), b)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, -1.0 / b, rtol=2e-6, atol=0)
+
+
+def test_the_kl_table_follows_the_box_and_terms_it_was_built_for():
+    small = ExpectedLog1mTable((0.5, 4.0), (0.5, 50.0), terms=10, step=0.1)
+    a = torch.tensor([0.5, 1.3, 4.0], dtype=D)
+    b = torch.tensor([0.5, 9.0, 50.0], dtype=D)
+    torch.testing.assert_close(small(a, b), kumaraswamy_expected_log1m(a, b, terms=10),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_training_loss_with_the_table_equals_the_summed_series():
+    """model.kl_method = "table" (default) and "series" give the same loss and gradients
+    to float32 rounding on the same weights and noise."""
+    torch.manual_seed(0)
+    losses, grads = [], []
+    for method in ("table", "series"):
+        torch.manual_seed(0)
+        model = StickBreakingVAE(SBVAEConfig(hidden=32, truncation=10, kl_method=method),
+                                 (1, 8, 8))
+        x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+        torch.manual_seed(2)
+        loss = model.loss(x)
+        loss.total.backward()
+        losses.append(loss.terms["kl"].item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-5)
+
+
+def test_kl_method_is_validated():
+    with pytest.raises(ConfigError, match="kl_method"):
+        SBVAEConfig(kl_method="fast").validate()

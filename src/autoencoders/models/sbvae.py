@@ -46,6 +46,7 @@ authors' code, enalisnick/stick-breaking_dgms); Frey Face: K = 25, alpha0 = 1, 2
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -82,6 +83,11 @@ class SBVAEConfig:
     max_a: float = 30.0
     max_b: float = 1e12
     kl_terms: int = 50  # terms of the KL's series before the remainder (authors' code: 10)
+    # How training computes the series E[log(1 - v)] of the KL: "table" interpolates a
+    # table of the series over [min_param, max_a] x [min_param, max_b], built once per
+    # process (within 1e-7 nats of it, ~10x faster: see ExpectedLog1mTable); "series"
+    # sums it for every stick of every batch.
+    kl_method: Literal["table", "series"] = "table"
     # How a, b come from the encoder's raw outputs: "softplus" (paper and authors' code:
     # min_param + softplus(raw)) or "exp" (exp(raw), then clamped like softplus). The
     # softplus grows linearly, so b in the hundreds or thousands takes Adam a long walk;
@@ -115,6 +121,9 @@ class SBVAEConfig:
         if self.param_map not in ("softplus", "exp"):
             raise ConfigError(f"model.param_map = {self.param_map!r} is not valid; "
                               "choices: 'softplus' (paper), 'exp'.")
+        if self.kl_method not in ("table", "series"):
+            raise ConfigError(f"model.kl_method = {self.kl_method!r} is not valid; choices: "
+                              "'table' (interpolated, default), 'series' (summed each step).")
         if self.kl_terms < 1:
             raise ConfigError(f"model.kl_terms = {self.kl_terms} must be >= 1 (default 50).")
         if self.activation not in ACTIVATIONS:
@@ -182,7 +191,10 @@ class StickBreakingVAE(LatentVariableModel):
         a, b = self.encode(x)
         pi = self._sample_pi(a, b)  # (B, K)
         rec = -self.lik.log_prob(self.decode(pi), x).mean()
-        kl = kumaraswamy_beta_kl(a, b, 1.0, self.config.alpha0, self.config.kl_terms)
+        c = self.config
+        log1m = (expected_log1m_table(c.min_param, c.max_a, c.min_param, c.max_b,
+                                      c.kl_terms)(a, b) if c.kl_method == "table" else None)
+        kl = kumaraswamy_beta_kl(a, b, 1.0, c.alpha0, c.kl_terms, log1m)
         kl = kl.sum(-1).mean()
         return Loss(total=rec + kl, terms={"rec": rec, "kl": kl})
 
@@ -350,7 +362,8 @@ def kumaraswamy_expected_log1m(a: torch.Tensor, b: torch.Tensor, terms: int = 50
 
 
 def kumaraswamy_beta_kl(a: torch.Tensor, b: torch.Tensor, alpha: float, beta: float,
-                        terms: int = 50) -> torch.Tensor:
+                        terms: int = 50, expected_log1m: torch.Tensor | None = None,
+                        ) -> torch.Tensor:
     """KL(Kumaraswamy(a, b) || Beta(alpha, beta)) in nats, elementwise ``(...)``.
 
     The paper's closed form (also in the authors' code, ``calc_kl_divergence``):
@@ -360,13 +373,101 @@ def kumaraswamy_beta_kl(a: torch.Tensor, b: torch.Tensor, alpha: float, beta: fl
 
     with gamma Euler's constant, psi the digamma function (exact, ``torch.digamma``; the
     authors' code uses a three-term expansion) and E_q[log(1 - v)] from
-    :func:`kumaraswamy_expected_log1m` with ``terms`` terms plus the remainder.
+    :func:`kumaraswamy_expected_log1m` with ``terms`` terms plus the remainder, unless
+    given as ``expected_log1m`` (e.g. from :class:`ExpectedLog1mTable`).
     """
     euler = 0.5772156649015329
     log_b_prior = math.lgamma(alpha) + math.lgamma(beta) - math.lgamma(alpha + beta)
+    if expected_log1m is None:
+        expected_log1m = kumaraswamy_expected_log1m(a, b, terms)
     return ((a - alpha) / a * (-euler - torch.digamma(b) - 1.0 / b)
             + torch.log(a * b) + log_b_prior - (b - 1.0) / b
-            - (beta - 1.0) * kumaraswamy_expected_log1m(a, b, terms))
+            - (beta - 1.0) * expected_log1m)
+
+
+def _log_neg_expected_log1m(a: torch.Tensor, b: torch.Tensor, terms: int) -> torch.Tensor:
+    """log(-E[log(1 - v)]) by :func:`kumaraswamy_expected_log1m`'s series, summed in log
+    space so that it stays finite where E[log(1 - v)] underflows (b ~ 1e12, a ~ 0.01)."""
+    m = torch.arange(1, terms + 1, dtype=a.dtype, device=a.device)
+    a_, b_ = a.unsqueeze(-1), b.unsqueeze(-1)
+    log_terms = torch.lgamma(m / a_) + lgamma_ratio(b_, m / a_) - torch.log(m + a_ * b_)
+    q = terms + 1.0 + 0.5 * a * b
+    zeta = q / b + 0.5 + (b + 1.0) / (12.0 * q)
+    log_tail = torch.lgamma(b) + b * torch.log(a) - (b + 1.0) * torch.log(q) + torch.log(zeta)
+    return torch.log(b) + torch.logaddexp(torch.logsumexp(log_terms, -1), log_tail)
+
+
+# Cubic Hermite basis h00, h01, h10, h11 (value at 0, value at 1, slope at 0, slope at 1)
+# in powers 1, t, t^2, t^3 (rows)
+_HERMITE = torch.tensor([[1.0, 0.0, -3.0, 2.0], [0.0, 0.0, 3.0, -2.0],
+                         [0.0, 1.0, -2.0, 1.0], [0.0, 0.0, -1.0, 1.0]], dtype=torch.float64)
+
+
+class ExpectedLog1mTable:
+    """E[log(1 - v)], v ~ Kumaraswamy(a, b), interpolated over a box of (a, b).
+
+    The series of :func:`kumaraswamy_expected_log1m` costs ``terms`` lgamma pairs per stick
+    forward and as many digamma pairs backward; in the SB-VAE's training step it took
+    ~70 % of the time. This table holds g = log(-E[log(1 - v)]) and its exact derivatives
+    (autograd of the float64 series) on a grid of (log a, log b) with spacing <= ``step``,
+    and evaluates the bicubic Hermite interpolant (cross derivative by central
+    differences) in float64: one gather of 16 coefficients per stick. g is smooth in
+    (log a, log b) (about -log b for small b, log E[v] for large b), so over the SB-VAE's
+    default box a in [0.01, 30], b in [0.01, 1e12] the interpolant stays within 1e-7 nats
+    (8e-6 relative) of the series and its gradients within 3e-6 relative
+    (tests/test_sbvae.py). a, b outside the box are clamped to it: pass them clamped.
+    """
+
+    def __init__(self, a_range: tuple[float, float], b_range: tuple[float, float],
+                 terms: int = 50, step: float = 0.05):
+        (u0, u1), (w0, w1) = (tuple(map(math.log, r)) for r in (a_range, b_range))
+        nu, nw = (max(2, math.ceil((hi - lo) / step) + 1) for lo, hi in ((u0, u1), (w0, w1)))
+        self.u0, self.w0, self.nu, self.nw = u0, w0, nu, nw
+        self.hu, self.hw = (u1 - u0) / (nu - 1), (w1 - w0) / (nw - 1)
+        u = torch.linspace(u0, u1, nu, dtype=torch.float64)
+        w = torch.linspace(w0, w1, nw, dtype=torch.float64)
+        g, gu, gw = (torch.empty(nu, nw, dtype=torch.float64) for _ in range(3))
+        with torch.enable_grad():
+            for i in range(0, nu, 16):  # a few rows at a time: (rows, nw, terms) tensors
+                uu, ww = torch.meshgrid(u[i:i + 16], w, indexing="ij")
+                uu, ww = uu.clone().requires_grad_(), ww.clone().requires_grad_()
+                val = _log_neg_expected_log1m(uu.exp(), ww.exp(), terms)
+                du, dw = torch.autograd.grad(val.sum(), (uu, ww))
+                g[i:i + 16], gu[i:i + 16], gw[i:i + 16] = val.detach(), du, dw
+        order = 2 if min(nu, nw) > 2 else 1
+        guw = 0.5 * (torch.gradient(gu, spacing=self.hw, dim=1, edge_order=order)[0]
+                     + torch.gradient(gw, spacing=self.hu, dim=0, edge_order=order)[0])
+        # Q[r, s] per cell: values and scaled slopes at its corners, rows (u: i, i+1,
+        # slope i, slope i+1) x columns (w: the same); p(tu, tw) = Tu^T H^T Q H Tw
+        hu, hw = self.hu, self.hw
+
+        def corners(t):
+            return torch.stack([torch.stack([t[:-1, :-1], t[:-1, 1:]], -1),
+                                torch.stack([t[1:, :-1], t[1:, 1:]], -1)], -2)
+
+        q = torch.cat([torch.cat([corners(g), hw * corners(gw)], -1),
+                       torch.cat([hu * corners(gu), hu * hw * corners(guw)], -1)], -2)
+        self.coef = (_HERMITE.T @ q @ _HERMITE).reshape(-1, 16)  # ((nu-1)(nw-1), 16)
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """E[log(1 - v)] ``(...)`` for a, b ``(...)``, in their dtype, differentiable."""
+        su = ((a.double().log() - self.u0) / self.hu).clamp(0, self.nu - 1)
+        sw = ((b.double().log() - self.w0) / self.hw).clamp(0, self.nw - 1)
+        i = su.detach().floor().clamp(max=self.nu - 2)
+        j = sw.detach().floor().clamp(max=self.nw - 2)
+        coef = self.coef.to(a.device)[(i * (self.nw - 1) + j).long()]  # (..., 16)
+        tu, tw = su - i, sw - j
+        pu = torch.stack([torch.ones_like(tu), tu, tu * tu, tu * tu * tu], -1)
+        pw = torch.stack([torch.ones_like(tw), tw, tw * tw, tw * tw * tw], -1)
+        g = (pu.unsqueeze(-1) * coef.unflatten(-1, (4, 4)) * pw.unsqueeze(-2)).sum((-2, -1))
+        return -torch.exp(g).to(a.dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def expected_log1m_table(min_a: float, max_a: float, min_b: float, max_b: float,
+                         terms: int = 50) -> ExpectedLog1mTable:
+    """The :class:`ExpectedLog1mTable` of one box and ``terms``, built once per process."""
+    return ExpectedLog1mTable((min_a, max_a), (min_b, max_b), terms)
 
 
 def stick_breaking_log(log_v: torch.Tensor, log_1mv: torch.Tensor) -> torch.Tensor:
