@@ -331,7 +331,7 @@ def test_the_kl_table_matches_the_series_and_its_gradients_over_the_whole_box():
     assert (tab - series).abs().max() < 1e-7  # nats
     assert ((tab - series).abs() / series.abs().clamp(min=1e-30)).max() < 1e-5
     for d_series, d_tab in zip(torch.autograd.grad(series.sum(), (u, w), retain_graph=True),
-                               torch.autograd.grad(tab.sum(), (u, w))):
+                               torch.autograd.grad(tab.sum(), (u, w)), strict=True):
         assert ((d_tab - d_series).abs() / d_series.abs().clamp(min=1e-12)).max() < 1e-5
 
 

@@ -546,3 +546,12 @@ def _deep_update(base: dict, upd: dict, where: str) -> None:
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:
     if not ok:
         raise ConfigError(f"{key} = {value!r} is out of range: expected {expected}.")
+
+
+def reference_entry(entry: Any) -> tuple[Any, str, str]:
+    """``(value, source, status)`` of one ``[reference]`` number: a table
+    ``{value, source, status}`` or a bare value (no source; status "unconfirmed")."""
+    if isinstance(entry, dict):
+        return (entry.get("value"), str(entry.get("source", "")),
+                str(entry.get("status", "unconfirmed")))
+    return entry, "", "unconfirmed"

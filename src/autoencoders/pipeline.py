@@ -26,8 +26,9 @@ from .logs import configure as configure_logs
 from .logs import logger as log
 from .models import MODELS
 from .models.estimators import average_loss_terms, iw_log_likelihood
+from .provenance import write_provenance
 from .registry import EVALUATORS, FIGURES, require, require_all, resolve
-from .report import write_index, write_provenance, write_report, write_sweep_report
+from .report import write_index, write_report, write_sweep_report
 from .results import write_seeds_report
 from .runs import SEEDS_FILE, Run, atomic_write_text, holds_lock, seed_folders, seeds_plan
 from .site import build_site

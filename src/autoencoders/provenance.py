@@ -1,15 +1,18 @@
 """Where a result came from: the machine, the library versions and the source commit.
 
-Written into every report (:mod:`autoencoders.report`) and every exported model
+Written into every report (:mod:`autoencoders.report`), every reproduction's
+``provenance.json`` (:func:`write_provenance`) and every exported model
 (:mod:`autoencoders.pretrained`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
 import sys
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import numpy
 import torch
 
 from .devices import describe
+from .runs import Run, atomic_write_text
 
 
 def package_version() -> str:
@@ -97,3 +101,26 @@ def commit_and_state() -> str:
     except (OSError, subprocess.SubprocessError):
         return commit
     return commit + ("+modified" if out.returncode == 0 and out.stdout.strip() else "")
+
+
+def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
+                     children: list[str] | None = None) -> Path:
+    """``<run>/provenance.json``: what made the run's numbers, for ``autoencoders results``:
+    the command, the commit, hardware, versions, wall time and the machine's load average
+    (a busy machine inflates wall times), and for a sweep or a seed group its children."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    info = {
+        "kind": kind, "command": command, "commit": commit_and_state(),
+        "hardware": hardware(),
+        "cpu_features": cpu_features(), "versions": versions(),
+        "wall_seconds": round(wall_seconds, 1), "load_average": load,
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    if children is not None:
+        info["children"] = children
+    path = run.path / "provenance.json"
+    atomic_write_text(path, json.dumps(info, indent=2))
+    return path

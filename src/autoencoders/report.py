@@ -8,47 +8,15 @@ number or ``{value = ..., source = "..."}``, keyed like ``eval.json`` (``test/el
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .provenance import commit_and_state, cpu_features, hardware, versions
+from .config import reference_entry
+from .provenance import hardware, versions
 from .registry import FIGURES, MODELS, find_output
 from .runs import Run, atomic_write_text, headline, holds_lock
-
-
-def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
-                     children: list[str] | None = None) -> Path:
-    """``<run>/provenance.json``: what made the run's numbers, for ``autoencoders results``:
-    the command, the commit, hardware, versions, wall time and the machine's load average
-    (a busy machine inflates wall times), and for a sweep or a seed group its children."""
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = []
-    info = {
-        "kind": kind, "command": command, "commit": commit_and_state(),
-        "hardware": hardware(),
-        "cpu_features": cpu_features(), "versions": versions(),
-        "wall_seconds": round(wall_seconds, 1), "load_average": load,
-        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
-    if children is not None:
-        info["children"] = children
-    path = run.path / "provenance.json"
-    atomic_write_text(path, json.dumps(info, indent=2))
-    return path
-
-
-
-def _ref(entry: Any) -> tuple[Any, str]:
-    if isinstance(entry, dict):
-        return entry.get("value"), str(entry.get("source", ""))
-    return entry, ""
 
 
 def _fmt(v: Any) -> str:
@@ -81,7 +49,7 @@ def numbers_table(run: Run) -> list[str]:
     keys, labels = table_keys([MODELS[run.config.model_name]], [ev], [ref])
     lines = ["| quantity | ours | paper | paper's source |", "|---|---|---|---|"]
     for k in keys:
-        value, source = _ref(ref.get(k))
+        value, source, _ = reference_entry(ref.get(k))
         ours = _fmt(ev.get(k))
         if k == "test/log_px" and k in ev:
             ours += f" ± {ev.get('test/log_px_sem', 0):.2f} (K={ev['iw_samples']}, " \
@@ -179,7 +147,7 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
         rows = child.metrics()
         cells = []
         for k in keys:
-            value, _ = _ref(ref.get(k))
+            value, _, _ = reference_entry(ref.get(k))
             cells.append(f"{_fmt(ev.get(k))} ({_fmt(value)})")
         t = rows[-1]["time"] if rows else None
         budget = (f"{rows[-1]['epoch']} epochs, {rows[-1]['samples']:,} samples"
@@ -188,7 +156,8 @@ def write_sweep_report(parent: Run, children: list[tuple[str, Run]], command: st
         lines.append(f"| [{md_text(label)}]({link}) | {' | '.join(cells)} | {budget} | "
                      f"{_fmt(t)} |")
     lines += _selection_rows(cfg, evals, keys, labels)
-    sources = sorted({_ref(e)[1] for _, _, ref in evals for e in ref.values() if _ref(e)[1]})
+    sources = sorted({reference_entry(e)[1] for _, _, ref in evals for e in ref.values()}
+                     - {""})
     if sources:
         lines += ["", "Paper's numbers: " + "; ".join(sources) + "."]
     if any(ev.get("iw_samples") for _, ev, _ in evals):
@@ -221,7 +190,7 @@ def _selection_rows(cfg: Any, evals: list[tuple[str, dict, dict]], keys: list[st
     best = sel.choose(values)
     ev = next(ev for label, ev, _ in evals if label == best)
     ref = cfg.reference.get(sel.label, {})
-    cells = " | ".join(f"{_fmt(ev.get(k))} ({_fmt(_ref(ref.get(k))[0])})" for k in keys)
+    cells = " | ".join(f"{_fmt(ev.get(k))} ({_fmt(reference_entry(ref.get(k))[0])})" for k in keys)
     tried = ", ".join(f"{md_text(a)} {_fmt(values[a])}" for a in sel.among)
     head = " | ".join(f"{labels.get(k, k)} (paper)" for k in keys)
     return ["", f"**{md_text(sel.label)}** = {md_text(best)}, the arm with the {sel.better} "

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import experiments_dir, read_toml
+from .config import experiments_dir, read_toml, reference_entry
 from .errors import UserError
 from .registry import find_output
 from .runs import Run, atomic_write_text, seed_folders, seeds_plan
@@ -245,13 +245,6 @@ def _label(key: str) -> str:
     return found[1] if found else key
 
 
-def _ref(entry: Any) -> tuple[Any, str, str]:
-    if isinstance(entry, dict):
-        return (entry.get("value"), str(entry.get("source", "")),
-                str(entry.get("status", "unconfirmed")))
-    return entry, "", "unconfirmed"
-
-
 def _num(v: float) -> str:
     return f"{v:.2f}"
 
@@ -319,7 +312,7 @@ def markdown(rep: Reproduction) -> str:
         for key in keys:
             values = [r.eval[key] for r in records]
             each = ", ".join(_num(v) for v in values) if len(values) > 1 else "—"
-            value, source, status = _ref(records[0].reference.get(key))
+            value, source, status = reference_entry(records[0].reference.get(key))
             paper = "—" if value is None else f"{_paper_num(value)} ({status})"
             lines.append(f"| {_cell(name)} | {_cell(_label(key))} | "
                          f"{_ours(values)} | {each} | {paper} | {_cell(source)} |")
@@ -410,7 +403,7 @@ def summary(reps: dict[str, Reproduction]) -> str:
             for key in keys or list(ref):
                 if not all(key in r.eval for r in records):
                     continue
-                value, _, status = _ref(records[0].reference[key])
+                value, _, status = reference_entry(records[0].reference[key])
                 name = f"{label}: " if label else ""
                 short = _label(key).split(",")[0]
                 ours.append(f"{name}{short} {_ours([r.eval[key] for r in records])}")
