@@ -18,6 +18,11 @@ import types
 
 __version__ = "0.1.0"
 
+# before anything loads PyTorch: OpenMP threads sleep rather than spin on a busy machine
+from .openmp import adapt_wait_policy  # noqa: E402
+
+adapt_wait_policy()
+
 # public name -> (module, attribute); None: the module itself
 _LAZY = {
     "datasets": ("data", None),
