@@ -374,3 +374,15 @@ def test_training_loss_with_the_table_equals_the_summed_series():
 def test_kl_method_is_validated():
     with pytest.raises(ConfigError, match="kl_method"):
         SBVAEConfig(kl_method="fast").validate()
+
+
+def test_the_kl_table_keeps_its_gradient_at_the_edges_of_the_box():
+    """float32 0.01 lies just below 0.01: the edge cell still gives the series' gradient."""
+    table = expected_log1m_table(0.01, 30.0, 0.01, 1e12, 50)
+    a = torch.tensor([0.01, 30.0, 1.0, 2.0], requires_grad=True)
+    b = torch.tensor([0.5, 3.0, 0.01, 1e12], requires_grad=True)
+    table(a, b).sum().backward()
+    a64, b64 = a.detach().double().requires_grad_(), b.detach().double().requires_grad_()
+    kumaraswamy_expected_log1m(a64, b64).sum().backward()
+    torch.testing.assert_close(a.grad.double(), a64.grad, rtol=1e-4, atol=1e-9)
+    torch.testing.assert_close(b.grad.double(), b64.grad, rtol=1e-4, atol=1e-9)
