@@ -291,9 +291,21 @@ class SelectionConfig:
 
     def choose(self, values: dict[str, float]) -> str:
         """The label in ``values`` (arm label -> its ``key``) that is best; ties go to the
-        first of ``among``."""
+        first of ``among``. Values within 1e-6 (relative) of each other are ties: an error
+        rate of 71 / 2,000 images averaged over batches in float32 comes out as 3.5500002
+        for one arm and 3.5499999 for another."""
         sign = 1.0 if self.better == "lower" else -1.0
-        return min((a for a in self.among if a in values), key=lambda a: sign * values[a])
+        best = None
+        for a in (a for a in self.among if a in values):
+            if best is None:
+                best = a
+                continue
+            tol = 1e-6 * max(1.0, abs(values[a]), abs(values[best]))
+            if sign * (values[best] - values[a]) > tol:
+                best = a
+        if best is None:
+            raise ValueError(f"none of {self.among} has a value in {sorted(values)}")
+        return best
 
 
 @dataclass
