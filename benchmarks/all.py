@@ -49,8 +49,10 @@ import busy_machine  # noqa: E402
 import compile_trial  # noqa: E402
 import likelihood  # noqa: E402
 import metrics_time  # noqa: E402
+import sbvae_kl  # noqa: E402
 import train_steps  # noqa: E402
 import train_throughput  # noqa: E402
+import torch  # noqa: E402
 
 from autoencoders.config import load_experiment  # noqa: E402
 from autoencoders.provenance import cpu_features, hardware, versions  # noqa: E402
@@ -126,6 +128,7 @@ def main() -> None:
     reps = ["--repeats", str(args.repeats)]
     steps = None if args.skip_steps else train_steps.main(
         reps + ["--seconds", str(args.steps_seconds)])
+    kl = None if args.skip_steps else sbvae_kl.main(["--threads", str(torch.get_num_threads())])
     metrics = None if args.skip_metrics else metrics_time.main(
         reps + ["--scale", str(args.metrics_scale)])
     trial = None if args.skip_compile else compile_trial.main(reps)
@@ -183,6 +186,17 @@ def main() -> None:
         lines += ["", "Training throughput of every shipped model "
                   "(`benchmarks/train_steps.py`):", "", steps["table"], "",
                   *[f"- {n}" for n in steps["notes"]]]
+    if kl is not None:
+        lines += ["", f"SB-VAE KL term (`benchmarks/sbvae_kl.py`, {kl['threads']} threads): "
+                  f"forward + backward over 100 x 49 sticks, series {kl['kl_series_s'] * 1e3:.2f} "
+                  f"ms, table {kl['kl_table_s'] * 1e3:.2f} ms "
+                  f"({kl['kl_series_s'] / kl['kl_table_s']:.1f}x); largest gradient error "
+                  f"against the float64 series (relative to the largest gradient): series "
+                  f"{kl['grad_error_series']:.1e}, table {kl['grad_error_table']:.1e}; table "
+                  f"built in {kl['table_build_s']:.2f} s; `sbvae-mnist` training step "
+                  f"{kl['step_series_s'] * 1e3:.2f} ms with the series, "
+                  f"{kl['step_table_s'] * 1e3:.2f} ms with the table "
+                  f"({kl['step_series_s'] / kl['step_table_s']:.2f}x)."]
     if metrics is not None:
         lines += ["", "Disentanglement metrics, wall time and where it goes "
                   "(`benchmarks/metrics_time.py`):", "", metrics["table"], "",

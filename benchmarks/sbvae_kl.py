@@ -106,7 +106,7 @@ def main(argv=None) -> dict:
     print(f"sbvae-mnist training step (batch {cfg.train.batch_size}): series "
           f"{steps['series'] * 1e3:.2f} ms, table {steps['table'] * 1e3:.2f} ms "
           f"({steps['series'] / steps['table']:.2f}x)")
-    return dict(kl_series_s=s["seconds"], kl_table_s=tb["seconds"],
+    return dict(threads=args.threads, kl_series_s=s["seconds"], kl_table_s=tb["seconds"],
                 grad_error_series=rel["series"], grad_error_table=rel["table"],
                 table_build_s=build, step_series_s=steps["series"],
                 step_table_s=steps["table"])
