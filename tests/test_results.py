@@ -145,3 +145,14 @@ def test_the_site_shows_a_seed_group_by_its_first_seed(seeded_run):
 
     assert find_runs([seeded_run.path])[0].path == seeded_run.path / "seed0"
     assert find_runs([seeded_run.path.parent])[0].path == seeded_run.path / "seed0"
+
+
+def test_the_shown_command_drops_only_the_flags_that_change_what_it_prints():
+    from autoencoders.results import shown_command
+
+    cmd = ("autoencoders -q reproduce sbvae-mnist --profile quick --seeds 3 --data-dir "
+           "../shared/data --set train.threads=1 --no-progress")
+    assert shown_command(cmd) == ("autoencoders reproduce sbvae-mnist --profile quick "
+                                  "--seeds 3 --data-dir ../shared/data --set train.threads=1")
+    assert shown_command("autoencoders reproduce vae-mnist --set 'data.path=-v'") == (
+        "autoencoders reproduce vae-mnist --set 'data.path=-v'")

@@ -143,6 +143,15 @@ def _selected(run: Run, arms: list[Record]) -> list[Record]:
                    best.budget, chosen=best.label)]
 
 
+DISPLAY_FLAGS = ("--no-progress", "--quiet", "-q", "--verbose", "-v")
+
+
+def shown_command(command: str) -> str:
+    """``command`` without the flags that change only what it prints (progress bars, log
+    level): the command a reader runs to get the same numbers."""
+    return " ".join(w for w in command.split(" ") if w not in DISPLAY_FLAGS)
+
+
 def _child(run: Run, name: str) -> Path:
     path = run.path / name
     if Path(name).name != name or not path.is_dir():
@@ -327,7 +336,7 @@ def markdown(rep: Reproduction) -> str:
             f"{label or rep.experiment}: {_budget_text(rs[0].budget)}"
             for label, rs in _groups(rep)) + ".  ")
     if p.get("command"):
-        lines.append(f"Command: `{p['command']}`  ")
+        lines.append(f"Command: `{shown_command(p['command'])}`  ")
     if p.get("seeds_planned") and p["seeds_planned"] > len(p.get("children", [])):
         lines.append(f"**Unfinished:** {len(p['children'])} of the {p['seeds_planned']} "
                      "seeds this command trains had finished when this table was made.  ")
@@ -412,7 +421,7 @@ def summary(reps: dict[str, Reproduction]) -> str:
         if not ours:
             continue
         paper = _short_paper(rep.paper)
-        command = f"`{_cell(rep.provenance.get('command', ''))}`"
+        command = f"`{_cell(shown_command(rep.provenance.get('command', '')))}`"
         planned, done = rep.provenance.get("seeds_planned"), rep.provenance.get("children", [])
         if planned and planned > len(done):
             command += f" ({len(done)} of its {planned} seeds finished)"
