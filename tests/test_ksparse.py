@@ -115,3 +115,38 @@ def test_ksparse_classify_end_to_end_on_a_slice_of_mnist(tmp_path, shared_data):
     assert 0.0 <= ev["test/logreg_error"] < 60.0  # far better than chance (90 %)
     assert (run.path / "figures" / "filters.png").is_file()
     assert "logistic regression" in (run.path / "report.md").read_text()
+
+
+def test_centering_is_a_reparameterisation_of_the_biases():
+    """center: the code of x is that of the uncentred model with b - W m, the
+    reconstruction the same, and m is the train mean, set once by the data hook."""
+    x = blobs(32) + 0.5  # a large component shared by every image
+    cfg = KSparseAEConfig(hidden=16, k=3, k_start=3, center=True)
+    torch.manual_seed(0)
+    centred = KSparseAE(cfg, SHAPE)
+    centred.init_from_data(x, batch=5)  # in chunks, as the trainer streams large splits
+    torch.testing.assert_close(centred.input_mean, x.flatten(1).mean(0))
+    plain = KSparseAE(KSparseAEConfig(hidden=16, k=3, k_start=3), SHAPE)
+    with torch.no_grad():
+        plain.weight.copy_(centred.weight)
+        plain.bias.copy_(centred.bias - centred.weight @ centred.input_mean)
+        plain.out_bias.copy_(centred.out_bias + centred.input_mean)
+    torch.testing.assert_close(centred.encode(x), plain.encode(x))
+    torch.testing.assert_close(centred.decode(centred.encode(x)), plain.decode(plain.encode(x)))
+    assert "input_mean" in centred.state_dict() and "input_mean" not in plain.state_dict()
+
+
+def test_centering_keeps_units_alive_where_a_shared_component_kills_them():
+    """Images = a large common image + small patterns: without centring the units that
+    match the common image win every time and the rest never learn; centred, all live."""
+    g = torch.Generator().manual_seed(0)
+    common = torch.rand(1, *SHAPE, generator=g)
+    x = 3.0 * common + 0.3 * blobs(256)
+    dead = {}
+    for center in (False, True):
+        torch.manual_seed(0)
+        model = KSparseAE(KSparseAEConfig(hidden=32, k=2, k_start=2, center=center), SHAPE)
+        model.init_from_data(x)
+        fit(model, x)
+        dead[center] = model.diagnostics(x)["dead_units"]
+    assert dead[False] > 0.8 and dead[True] < 0.2, dead

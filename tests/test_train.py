@@ -222,3 +222,20 @@ def test_train_state_round_trips_every_field_whole():
         assert torch.equal(va, vb) if isinstance(va, torch.Tensor) else va == vb, name
     assert torch.equal(a.data_gen.get_state(), b.data_gen.get_state())
     assert str(a.optimizer.state_dict()) == str(b.optimizer.state_dict())
+
+
+def test_a_models_data_statistics_are_set_once_and_resume_with_it(synthetic_mnist, tmp_path):
+    """The ``data_init`` hook (the centred k-sparse AE's mean image) runs before the first
+    step of a new run, is saved with the weights, and a resumed run keeps it: resume is
+    still bit-identical."""
+    cfg = load_experiment("ksparse-classify", "quick", [
+        "model.hidden=32", "model.k=4", "model.k_start=8", "model.center=true",
+        "train.epochs=2", "train.batch_size=32", "train.threads=1", "data.valid_size=32",
+        "eval.metrics=[]"])
+    ref = train(cfg, runs_dir=tmp_path / "ref", progress=False, log_epochs=False)
+    mean = weights(ref)["input_mean"]
+    assert mean.abs().sum() > 0
+    run = train(cfg, runs_dir=tmp_path / "cut", progress=False, log_epochs=False,
+                stop_after_steps=3)
+    train(cfg, run, resume=True, progress=False, log_epochs=False)
+    assert_same_weights(weights(ref), weights(run))

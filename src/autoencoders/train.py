@@ -362,6 +362,8 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
             return s.run
     elif resume and s.main:
         s.run.truncate_metrics(0)
+    if not resumed and "data_init" in state.model.capabilities:
+        state.model.init_from_data(s.x)  # before init_from, whose weights win
     if tc.init_from and not resumed:
         init_weights_(state.model, tc.init_from)
     # a resumed run drops the TensorBoard events after its checkpoint, as metrics.jsonl does

@@ -41,6 +41,8 @@ CAPABILITIES: dict[str, str] = {
     "feature_alpha": "features(x, alpha=a) keeps alpha * k units (the k-sparse code)",
     "labels": "trains on labels: loss(x, y) (uses_labels may depend on the config)",
     "stages": "stages(config): training is a chain of runs (greedy pre-training)",
+    "data_init": "init_from_data(x): set data statistics (e.g. the mean image) from the "
+                 "train split before the first step of a new run",
 }
 
 #: capability -> the methods of :class:`Autoencoder` a model overrides to provide it
@@ -56,6 +58,7 @@ CAPABILITY_METHODS: dict[str, tuple[str, ...]] = {
     "feature_alpha": ("features",),
     "labels": ("uses_labels",),
     "stages": ("stages",),
+    "data_init": ("init_from_data",),
 }
 
 
@@ -131,6 +134,11 @@ class Autoencoder(nn.Module):
 
     def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
         """Hook for schedules (e.g. the k-sparse k schedule). No-op by default."""
+
+    def init_from_data(self, x: Any) -> None:
+        """Hook (``data_init``): called once before the first step of a new run (never on
+        resume: what it sets is saved with the weights) with the train split's images,
+        ``(N, C, H, W)`` (a tensor, or streamed images to slice). No-op by default."""
 
     def diagnostics(self, x: torch.Tensor) -> dict[str, float]:
         """Numbers the trainer logs as ``valid/<key>`` after each epoch (``diagnostics``;
