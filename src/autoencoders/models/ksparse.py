@@ -13,7 +13,7 @@ and is lowered linearly to the target ``k`` over the first half of the epochs, s
 hidden unit dies early. For classification (section 4.2) the code keeps the ``alpha * k``
 largest activations of W x + b, alpha >= 1 chosen on the validation split.
 
-``center`` (off by default; on in the shipped experiments, chosen on validation) encodes
+``center`` (off by default; on in ``ksparse-classify``) encodes
 x - m, m the train split's mean image, and adds m back when decoding: a reparameterisation
 of the biases (W m folds into b), not another model, that keeps every unit in use.
 
