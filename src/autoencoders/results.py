@@ -39,7 +39,7 @@ HEADLINE = (
     "test/elbo", "test/log_px", "test/error", "test/logreg_error",
     "test/knn_error_k3", "test/knn_error_k5", "test/knn_error_k10",
     "test/knn_error_sample_k3", "test/knn_error_sample_k5", "test/knn_error_sample_k10",
-    "test/beta_vae_metric", "test/factor_vae_metric", "test/mig",
+    "test/beta_vae_metric", "test/factor_vae_metric", "test/mig", "valid/dead_units",
 )
 BLOCK = re.compile(r"(<!-- results: ([A-Za-z0-9_.-]+) -->\n)(.*?)(<!-- /results -->)", re.S)
 
