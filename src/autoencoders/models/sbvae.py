@@ -428,7 +428,7 @@ class ExpectedLog1mTable:
         u = torch.linspace(u0, u1, nu, dtype=torch.float64)
         w = torch.linspace(w0, w1, nw, dtype=torch.float64)
         g, gu, gw = (torch.empty(nu, nw, dtype=torch.float64) for _ in range(3))
-        with torch.enable_grad():
+        with torch.enable_grad(), torch.autocast("cpu", enabled=False):
             for i in range(0, nu, 16):  # a few rows at a time: (rows, nw, terms) tensors
                 uu, ww = torch.meshgrid(u[i:i + 16], w, indexing="ij")
                 uu, ww = uu.clone().requires_grad_(), ww.clone().requires_grad_()
@@ -449,6 +449,7 @@ class ExpectedLog1mTable:
         q = torch.cat([torch.cat([corners(g), hw * corners(gw)], -1),
                        torch.cat([hu * corners(gu), hu * hw * corners(guw)], -1)], -2)
         self.coef = (_HERMITE.T @ q @ _HERMITE).reshape(-1, 16)  # ((nu-1)(nw-1), 16)
+        self._coef_on: dict[torch.device, torch.Tensor] = {}  # copies on other devices
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """E[log(1 - v)] ``(...)`` for a, b ``(...)``, in their dtype, differentiable."""
@@ -458,7 +459,9 @@ class ExpectedLog1mTable:
         sw = (b.double().log() - self.w0) / self.hw
         i = su.detach().floor().clamp(0, self.nu - 2)
         j = sw.detach().floor().clamp(0, self.nw - 2)
-        coef = self.coef.to(a.device)[(i * (self.nw - 1) + j).long()]  # (..., 16)
+        table = self.coef if a.device.type == "cpu" else self._coef_on.setdefault(
+            a.device, self.coef.to(a.device))
+        coef = table[(i * (self.nw - 1) + j).long()]  # (..., 16)
         tu, tw = su - i, sw - j
         pu = torch.stack([torch.ones_like(tu), tu, tu * tu, tu * tu * tu], -1)
         pw = torch.stack([torch.ones_like(tw), tw, tw * tw, tw * tw * tw], -1)
