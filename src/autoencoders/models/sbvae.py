@@ -459,8 +459,11 @@ class ExpectedLog1mTable:
         sw = (b.double().log() - self.w0) / self.hw
         i = su.detach().floor().clamp(0, self.nu - 2)
         j = sw.detach().floor().clamp(0, self.nw - 2)
-        table = self.coef if a.device.type == "cpu" else self._coef_on.setdefault(
-            a.device, self.coef.to(a.device))
+        table = self.coef
+        if a.device.type != "cpu":
+            if a.device not in self._coef_on:
+                self._coef_on[a.device] = self.coef.to(a.device)
+            table = self._coef_on[a.device]
         coef = table[(i * (self.nw - 1) + j).long()]  # (..., 16)
         tu, tw = su - i, sw - j
         pu = torch.stack([torch.ones_like(tu), tu, tu * tu, tu * tu * tu], -1)
