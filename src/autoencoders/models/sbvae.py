@@ -351,14 +351,7 @@ def kumaraswamy_expected_log1m(a: torch.Tensor, b: torch.Tensor, terms: int = 50
     with :func:`lgamma_ratio` float32 stays within 1e-6 of an adaptive quadrature up to
     b = 1e7 (a <= 20), where the plain lgamma difference was off by 3 % at b = 1e5.
     """
-    m = torch.arange(1, terms + 1, dtype=a.dtype, device=a.device)
-    a_, b_ = a.unsqueeze(-1), b.unsqueeze(-1)  # (..., 1) against m (terms,)
-    log_beta = torch.lgamma(m / a_) + lgamma_ratio(b_, m / a_)
-    head = (torch.exp(log_beta) / (m + a_ * b_)).sum(-1)
-    q = terms + 1.0 + 0.5 * a * b
-    zeta = q / b + 0.5 + (b + 1.0) / (12.0 * q)  # zeta(b+1, q) * q^(b+1)
-    tail = torch.exp(torch.lgamma(b) + b * torch.log(a) - (b + 1.0) * torch.log(q)) * zeta
-    return -b * (head + tail)
+    return -torch.exp(_log_neg_expected_log1m(a, b, terms))
 
 
 def kumaraswamy_beta_kl(a: torch.Tensor, b: torch.Tensor, alpha: float, beta: float,
@@ -386,13 +379,14 @@ def kumaraswamy_beta_kl(a: torch.Tensor, b: torch.Tensor, alpha: float, beta: fl
 
 
 def _log_neg_expected_log1m(a: torch.Tensor, b: torch.Tensor, terms: int) -> torch.Tensor:
-    """log(-E[log(1 - v)]) by :func:`kumaraswamy_expected_log1m`'s series, summed in log
-    space so that it stays finite where E[log(1 - v)] underflows (b ~ 1e12, a ~ 0.01)."""
+    """log(-E[log(1 - v)]) by :func:`kumaraswamy_expected_log1m`'s series (``terms`` terms
+    and the remainder), summed in log space so that it stays finite where E[log(1 - v)]
+    underflows (b ~ 1e12, a ~ 0.01)."""
     m = torch.arange(1, terms + 1, dtype=a.dtype, device=a.device)
-    a_, b_ = a.unsqueeze(-1), b.unsqueeze(-1)
+    a_, b_ = a.unsqueeze(-1), b.unsqueeze(-1)  # (..., 1) against m (terms,)
     log_terms = torch.lgamma(m / a_) + lgamma_ratio(b_, m / a_) - torch.log(m + a_ * b_)
     q = terms + 1.0 + 0.5 * a * b
-    zeta = q / b + 0.5 + (b + 1.0) / (12.0 * q)
+    zeta = q / b + 0.5 + (b + 1.0) / (12.0 * q)  # zeta(b+1, q) * q^(b+1)
     log_tail = torch.lgamma(b) + b * torch.log(a) - (b + 1.0) * torch.log(q) + torch.log(zeta)
     return torch.log(b) + torch.logaddexp(torch.logsumexp(log_terms, -1), log_tail)
 
