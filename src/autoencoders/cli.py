@@ -27,7 +27,6 @@ does not load PyTorch.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import re
 import shlex
@@ -395,12 +394,6 @@ def _train(args, command: str, progress: bool) -> int:
             raise UserError("train needs an EXPERIMENT (see `autoencoders list "
                             "experiments`) or --resume RUN.")
         cfg = load_experiment(args.experiment, args.profile or "quick", _overrides(args))
-        if cfg.sweep is not None and cfg.sweep.values:  # one run: the experiment's [model]
-            log.info(f"{args.experiment} is a sweep over {cfg.sweep.key} "
-                     f"({', '.join(cfg.sweep.label(i) for i in range(len(cfg.sweep.values)))}); "
-                     "train makes one run of its base configuration. `autoencoders "
-                     f"reproduce {args.experiment}` runs every value.")
-            cfg = dataclasses.replace(cfg, sweep=None, selection=None)
         _require_tensorboard(cfg)
         check(cfg.train)  # device and precision, before the run folder is made
         distributed.setup(resolve(cfg.train.device).type)  # joins torchrun's group, if any

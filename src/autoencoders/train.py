@@ -603,7 +603,18 @@ def _tensorboard(run: Run, on: bool, purge_step: int | None):
 
 
 def create_run(config: ExperimentConfig, runs_dir: str = "runs") -> Run:
-    """A new run folder, made by rank 0 only when several processes train together."""
+    """A new run folder, made by rank 0 only when several processes train together.
+
+    One run: an experiment with a [sweep] trains its base configuration, and its folder's
+    config.json leaves the sweep out, so ``--resume`` sees one run (``reproduce`` makes a
+    sweep's folders itself)."""
+    if config.sweep is not None and config.sweep.values:
+        sweep = config.sweep
+        log.info(f"{config.name} is a sweep over {sweep.key} "
+                 f"({', '.join(sweep.label(i) for i in range(len(sweep.values)))}); this "
+                 "makes one run of its base configuration. `autoencoders reproduce "
+                 f"{config.name}` runs every value.")
+        config = dataclasses.replace(config, sweep=None, selection=None)
     path = distributed.broadcast(str(Run.create(config, runs_dir).path)
                                  if distributed.is_main() else None)
     return Run(path, config)
