@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-avx2 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench:
 	$(BENCH_VENV)/bin/python -c "import torch, pythae.models; from importlib.metadata import \
 	  version as v; print('bench venv: torch', torch.__version__, '+ pythae', v('pythae'))"
 	$(BENCH_VENV)/bin/python benchmarks/all.py $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(BENCH_ARGS)
+
+# the code paths of an AVX2-only CPU on a newer one: oneDNN, PyTorch's kernels and MKL capped
+# to AVX2 (bf16 is then emulated and precision = "auto" picks fp32)
+bench-avx2:
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(MAKE) bench
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -55,6 +55,7 @@ import train_throughput  # noqa: E402
 import torch  # noqa: E402
 
 from autoencoders.config import load_experiment  # noqa: E402
+from autoencoders.devices import ISA_LIMIT_VARIABLES, isa_limits  # noqa: E402
 from autoencoders.provenance import cpu_features, hardware, versions  # noqa: E402
 from autoencoders.train import train  # noqa: E402
 
@@ -91,6 +92,13 @@ def machine_kind(model: str | None = None, features: str | None = None) -> str:
         units = "AVX2 only"
     else:
         units = "no AVX2"
+    limits = isa_limits()
+    capped = limits and all(v.strip().upper() == "AVX2" for v in limits.values())
+    if capped and len(limits) == len(ISA_LIMIT_VARIABLES) and "AVX2" in features:
+        # `make bench-avx2`: every library capped to AVX2 -- the code paths of an AVX2-only CPU
+        units = "AVX2 only (AVX-512 switched off: " + ", ".join(limits) + ")"
+    elif limits:
+        units += " (capped: " + " ".join(f"{k}={v}" for k, v in limits.items()) + ")"
     return f"{family}, {units}"
 
 

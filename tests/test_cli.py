@@ -176,6 +176,25 @@ def test_cpu_bf16_detection_reads_cpu_flags(monkeypatch, tmp_path):
     assert not devices.cpu_has_native_bf16()
 
 
+def test_an_isa_cap_in_the_environment_turns_native_bf16_off(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA below AVX-512 BF16 (as `make bench-avx2` sets) makes the CPU count
+    as one without BF16: "auto" picks fp32, and the provenance's features name the cap."""
+    from autoencoders.provenance import cpu_features
+
+    for k in devices.ISA_LIMIT_VARIABLES:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(devices, "_cpuinfo_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert devices.cpu_has_native_bf16() and devices.isa_limits() == {}
+    assert devices.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not devices.cpu_has_native_bf16()
+    assert devices.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert devices.isa_limits() == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert cpu_features().endswith("limited by ONEDNN_MAX_CPU_ISA=AVX2")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_amx")  # at or above BF16: native
+    assert devices.cpu_has_native_bf16()
+
+
 def _folder(root: Path, n: int = 40) -> Path:
     rng = np.random.default_rng(1)
     root.mkdir(parents=True)

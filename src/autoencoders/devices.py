@@ -11,6 +11,12 @@ only: autocast float16 with a gradient scaler) or ``"auto"``: bf16 on a CUDA dev
 supports it and on CPUs with native BF16 instructions (AVX-512 BF16 or AMX), fp32
 elsewhere. Without native BF16 a CPU emulates it, which is slower than fp32: an explicit
 ``"bf16"`` there logs one warning.
+
+A CPU's instruction sets can be capped from the environment, as on a machine that lacks
+them: ``ONEDNN_MAX_CPU_ISA`` (oneDNN: bf16 matmuls and convolutions),
+``ATEN_CPU_CAPABILITY`` (PyTorch's element-wise kernels) and ``MKL_ENABLE_INSTRUCTIONS``
+(MKL: fp32 matmuls). :func:`isa_limits` reads them; a oneDNN cap below AVX-512 BF16 makes
+:func:`cpu_has_native_bf16` false, so ``"auto"`` picks fp32 as it would on an AVX2-only CPU.
 """
 
 from __future__ import annotations
@@ -71,17 +77,42 @@ def resolve(spec: str):
     return torch.device("cuda", local % count)
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether the CPU computes bfloat16 in hardware: the ``avx512_bf16`` or ``amx_bf16``
-    flag in ``/proc/cpuinfo`` (Linux), else PyTorch's reported CPU capability."""
+ISA_LIMIT_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+# ONEDNN_MAX_CPU_ISA values at or above which oneDNN runs bf16 in hardware
+_ONEDNN_BF16_ISAS = {"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
+                     "AVX512_CORE_AMX_FP16", "AVX10_1_512", "AVX10_1_512_AMX",
+                     "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2", "ALL",
+                     "DEFAULT"}
+
+
+def isa_limits() -> dict[str, str]:
+    """The instruction-set caps set in the environment (:data:`ISA_LIMIT_VARIABLES`), e.g.
+    ``{"ONEDNN_MAX_CPU_ISA": "AVX2"}``; empty when none is set."""
+    return {k: os.environ[k] for k in ISA_LIMIT_VARIABLES if os.environ.get(k)}
+
+
+def _cpuinfo_flags() -> set[str] | None:
+    """The first ``flags`` line of ``/proc/cpuinfo`` (None where there is none)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        text = ""
+        return None
     for line in text.splitlines():
         if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return bool(flags & {"avx512_bf16", "amx_bf16"})
+            return set(line.split(":", 1)[1].split())
+    return None
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes bfloat16 in hardware: the ``avx512_bf16`` or ``amx_bf16``
+    flag in ``/proc/cpuinfo`` (Linux), else PyTorch's reported CPU capability; false when
+    ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below AVX-512 BF16."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if cap and cap not in _ONEDNN_BF16_ISAS:
+        return False
+    flags = _cpuinfo_flags()
+    if flags is not None:
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
     try:
         import torch
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy
 import torch
 
-from .devices import describe
+from .devices import describe, isa_limits
 from .openmp import wait_policy
 from .runs import Run, atomic_write_text
 
@@ -57,7 +57,9 @@ def hardware() -> str:
 
 
 def cpu_features() -> str:
-    """The CPU features that decide our speed: AVX2, AVX-512, AVX-512 BF16, AMX (Linux)."""
+    """The CPU features that decide our speed: AVX2, AVX-512, AVX-512 BF16, AMX (Linux),
+    followed by the instruction-set caps set in the environment (:func:`isa_limits`), e.g.
+    ``AVX2 AVX-512 AVX-512 BF16 AMX, limited by ONEDNN_MAX_CPU_ISA=AVX2``."""
     try:
         flags = set()
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -68,7 +70,11 @@ def cpu_features() -> str:
         return ""
     names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
              ("amx_bf16", "AMX")]
-    return " ".join(label for flag, label in names if flag in flags)
+    text = " ".join(label for flag, label in names if flag in flags)
+    limits = isa_limits()
+    if limits:
+        text += ", limited by " + " ".join(f"{k}={v}" for k, v in limits.items())
+    return text
 
 
 def versions() -> str:
