@@ -183,6 +183,30 @@ def test_bf16_representation_is_close_to_fp32():
     assert torch.allclose(a, b, atol=0.05 * float(a.abs().max()))
 
 
+def test_representation_of_a_conv_model_batches_small_and_keeps_the_codes():
+    """On a CPU a conv encoder runs channels-last in batches whose widest activation fits
+    ACTIVATION_BYTES: same codes as model.features (to float rounding), the model itself
+    unchanged; an MLP on the same images keeps large batches."""
+    from autoencoders.evaluation import disentanglement as D
+    from autoencoders.models.betavae import BetaVAE, BetaVAEConfig
+
+    torch.manual_seed(0)
+    conv = BetaVAE(BetaVAEConfig(latent_dim=4, arch="conv", conv_channels=[32, 32, 64, 64],
+                                 conv_fc=64), (1, 64, 64)).eval()
+    mlp = BetaVAE(BetaVAEConfig(latent_dim=4, hidden=64), (1, 64, 64)).eval()
+    x = (torch.rand(70, 1, 64, 64) > 0.7).float()
+    x1 = x[:1].flatten(1)
+    # widest conv activation: 32 x 32 x 32 floats = 128 KiB per image -> 64 per batch
+    assert D.encode_batch(conv, x1) == D.ACTIVATION_BYTES // (32 * 32 * 32 * 4) == 64
+    assert D.encode_batch(mlp, x1) == D.ACTIVATION_BYTES // (64 * 64 * 4) == 512
+    layout = [p.stride() for p in conv.parameters()]
+    with torch.no_grad():
+        expected = conv.features(x.flatten(1))
+    got = D.representation(conv)(x.flatten(1))
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+    assert [p.stride() for p in conv.parameters()] == layout  # the model is not touched
+
+
 def test_scores_do_not_depend_on_the_codes_units():
     """A representation's units must not decide its score (the untrained-network baseline
     has codes on a ~1e-3 scale): Higgins standardises its vote features, FactorVAE prunes

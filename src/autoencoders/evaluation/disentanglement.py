@@ -34,6 +34,7 @@ latents match the prior, so their posterior mean is ~0):
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable
@@ -51,25 +52,68 @@ from ..runs import atomic_write_text
 Represent = Callable[[torch.Tensor], torch.Tensor]
 
 
-def representation(model, batch: int = 1024, precision: str = "fp32") -> Represent:
+def representation(model, batch: int | None = None, precision: str = "fp32") -> Represent:
     """The model's deterministic code (``model.features``: the posterior mean for a VAE)
     as a batched, gradient-free function ``(N, C, H, W) -> (N, latent_dim)`` on the CPU.
 
-    ``precision = "bf16"`` runs the encoder under ``torch.autocast(bfloat16)`` (opt-in,
-    ``eval.encode_precision``); the codes are returned in float32 either way."""
+    ``batch``: images per forward pass; default :func:`encode_batch` (on a CPU, the largest
+    batch whose widest activation fits in :data:`ACTIVATION_BYTES`). On a CPU a model with
+    convolutions encodes through a channels-last copy of itself (oneDNN's fast layout for
+    convolutions; the model itself is not changed). ``precision = "bf16"`` runs the encoder
+    under ``torch.autocast(bfloat16)`` (opt-in, ``eval.encode_precision``); the codes are
+    returned in float32 either way."""
     device = next(model.parameters()).device
+    encoder = model
+    if device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        encoder = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    sizes: dict[tuple[int, ...], int] = {}  # image shape -> batch
 
     @torch.no_grad()
     def represent(x: torch.Tensor) -> torch.Tensor:
-        was_training = model.training
-        model.eval()
+        was_training = encoder.training
+        encoder.eval()
+        step = batch or sizes.get(tuple(x.shape[1:]))
+        if step is None:
+            step = sizes[tuple(x.shape[1:])] = encode_batch(encoder, x[:1].to(device))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = [model.features(x[i:i + batch].to(device)).float().cpu()
-                   for i in range(0, x.shape[0], batch)]
-        model.train(was_training)
+            out = [encoder.features(x[i:i + step].to(device)).float().cpu()
+                   for i in range(0, x.shape[0], step)]
+        encoder.train(was_training)
         return torch.cat(out)
 
     return represent
+
+
+# On a CPU, :func:`representation` encodes in batches whose widest activation stays below
+# this many bytes: the conv encoder of betavae-dsprites-conv (32 x 32 x 32 floats per image
+# after its first layer) runs 2.8x faster in batches of 64 than of 1024 at one thread, while
+# the FC networks (widest: the 4096-pixel input) keep batches of 512.
+ACTIVATION_BYTES = 8 * 2**20
+
+
+@torch.no_grad()
+def encode_batch(model, x1: torch.Tensor, largest: int = 1024, smallest: int = 16) -> int:
+    """Images per forward pass for ``model.features`` on inputs like ``x1`` ``(1, ...)``:
+    ``largest`` on a GPU; on a CPU the largest power of two in [smallest, largest] whose
+    widest activation (the input, or any module's output) fits in :data:`ACTIVATION_BYTES`."""
+    if x1.device.type != "cpu":
+        return largest
+    widest = [x1.numel() * x1.element_size()]
+
+    def hook(_module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            widest.append(output.numel() * output.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if m is not model]
+    try:
+        model.features(x1)
+    finally:
+        for h in handles:
+            h.remove()
+    step = largest
+    while step > smallest and step * max(widest) > ACTIVATION_BYTES:
+        step //= 2
+    return step
 
 
 def encode_factors(ground_truth, represent: Represent, factors: torch.Tensor,
