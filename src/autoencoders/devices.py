@@ -150,8 +150,11 @@ def resolve_precision(precision: str, device, warn: bool = True) -> str:
             f'scaler); this run trains on {device}. Use "bf16" (fast on CPUs with AVX-512 '
             'BF16 or AMX), "fp32", or "auto".')
     if warn and precision == "bf16" and not cuda and not cpu_has_native_bf16():
+        cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+        why = (f"ONEDNN_MAX_CPU_ISA={cap} caps oneDNN below AVX-512 BF16" if cap else
+               "no avx512_bf16/amx_bf16 flag")
         log.warning('warning: train.precision = "bf16" on a CPU without native BF16 '
-                    "(no avx512_bf16/amx_bf16 flag): PyTorch emulates it, slower than fp32. "
+                    f"({why}): PyTorch emulates it, slower than fp32. "
                     'Use "fp32" or "auto" here.')
     return precision
 
