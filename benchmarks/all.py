@@ -63,7 +63,8 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 HEADER = ("# Benchmarks\n\nProduced by `make bench` (`benchmarks/all.py`); one dated section "
           "per run, newest last, headed by the machine kind (CPU family and vector units: "
           "AVX2, AVX-512, AVX-512 BF16, AMX). Compare numbers only within one machine kind; "
-          "timings need a quiet machine.\n")
+          "timings need a quiet machine. `make bench-avx2` runs them on the code paths of an "
+          "AVX2-only CPU (oneDNN, PyTorch's kernels and MKL capped to AVX2).\n")
 
 
 def cpu_model() -> str:
