@@ -176,7 +176,7 @@ def test_cpu_bf16_detection_reads_cpu_flags(monkeypatch, tmp_path):
     assert not devices.cpu_has_native_bf16()
 
 
-def test_an_isa_cap_in_the_environment_turns_native_bf16_off(monkeypatch):
+def test_an_isa_cap_in_the_environment_turns_native_bf16_off(monkeypatch, capsys):
     """ONEDNN_MAX_CPU_ISA below AVX-512 BF16 (as `make bench-avx2` sets) makes the CPU count
     as one without BF16: "auto" picks fp32, and the provenance's features name the cap."""
     from autoencoders.provenance import cpu_features
@@ -191,6 +191,9 @@ def test_an_isa_cap_in_the_environment_turns_native_bf16_off(monkeypatch):
     assert devices.resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert devices.isa_limits() == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
     assert cpu_features().endswith("limited by ONEDNN_MAX_CPU_ISA=AVX2")
+    capsys.readouterr()
+    assert devices.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert "ONEDNN_MAX_CPU_ISA=AVX2 caps oneDNN" in capsys.readouterr().err
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_amx")  # at or above BF16: native
     assert devices.cpu_has_native_bf16()
 

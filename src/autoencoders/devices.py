@@ -91,6 +91,12 @@ def isa_limits() -> dict[str, str]:
     return {k: os.environ[k] for k in ISA_LIMIT_VARIABLES if os.environ.get(k)}
 
 
+def _onednn_cap_below_bf16() -> str:
+    """``ONEDNN_MAX_CPU_ISA`` when it caps oneDNN below AVX-512 BF16, else ``""``."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip()
+    return cap if cap and cap.upper() not in _ONEDNN_BF16_ISAS else ""
+
+
 def _cpuinfo_flags() -> set[str] | None:
     """The first ``flags`` line of ``/proc/cpuinfo`` (None where there is none)."""
     try:
@@ -107,8 +113,7 @@ def cpu_has_native_bf16() -> bool:
     """Whether the CPU computes bfloat16 in hardware: the ``avx512_bf16`` or ``amx_bf16``
     flag in ``/proc/cpuinfo`` (Linux), else PyTorch's reported CPU capability; false when
     ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below AVX-512 BF16."""
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
-    if cap and cap not in _ONEDNN_BF16_ISAS:
+    if _onednn_cap_below_bf16():
         return False
     flags = _cpuinfo_flags()
     if flags is not None:
@@ -150,7 +155,7 @@ def resolve_precision(precision: str, device, warn: bool = True) -> str:
             f'scaler); this run trains on {device}. Use "bf16" (fast on CPUs with AVX-512 '
             'BF16 or AMX), "fp32", or "auto".')
     if warn and precision == "bf16" and not cuda and not cpu_has_native_bf16():
-        cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+        cap = _onednn_cap_below_bf16()
         why = (f"ONEDNN_MAX_CPU_ISA={cap} caps oneDNN below AVX-512 BF16" if cap else
                "no avx512_bf16/amx_bf16 flag")
         log.warning('warning: train.precision = "bf16" on a CPU without native BF16 '

@@ -88,8 +88,8 @@ def representation(model, batch: int | None = None, precision: str = "fp32") -> 
 def _relu_in_place(model: torch.nn.Module) -> None:
     """Make the ReLUs of ``model`` (an inference-only copy) that sit inside an
     ``nn.Sequential`` after its first module compute in place: their input is the previous
-    module's fresh output, read by nothing else. Saves allocating (and page-faulting) a new
-    activation per layer and batch: 2x faster for the dSprites conv encoder."""
+    module's fresh output, read by nothing else. Saves allocating a new activation per
+    layer and batch (the Higgins metric of the dSprites conv net: 81-86 s -> 77 s)."""
     for seq in model.modules():
         if isinstance(seq, torch.nn.Sequential):
             for i, m in enumerate(seq):
