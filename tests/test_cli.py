@@ -183,7 +183,7 @@ def test_an_isa_cap_in_the_environment_turns_native_bf16_off(monkeypatch, capsys
 
     for k in devices.ISA_LIMIT_VARIABLES:
         monkeypatch.delenv(k, raising=False)
-    monkeypatch.setattr(devices, "_cpuinfo_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    monkeypatch.setattr(devices, "cpuinfo_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
     assert devices.cpu_has_native_bf16() and devices.isa_limits() == {}
     assert devices.resolve_precision("auto", torch.device("cpu")) == "bf16"
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")

@@ -97,7 +97,7 @@ def _onednn_cap_below_bf16() -> str:
     return cap if cap and cap.upper() not in _ONEDNN_BF16_ISAS else ""
 
 
-def _cpuinfo_flags() -> set[str] | None:
+def cpuinfo_flags() -> set[str] | None:
     """The first ``flags`` line of ``/proc/cpuinfo`` (None where there is none)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -115,7 +115,7 @@ def cpu_has_native_bf16() -> bool:
     ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below AVX-512 BF16."""
     if _onednn_cap_below_bf16():
         return False
-    flags = _cpuinfo_flags()
+    flags = cpuinfo_flags()
     if flags is not None:
         return bool(flags & {"avx512_bf16", "amx_bf16"})
     try:

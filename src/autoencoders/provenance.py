@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy
 import torch
 
-from .devices import describe, isa_limits
+from .devices import cpuinfo_flags, describe, isa_limits
 from .openmp import wait_policy
 from .runs import Run, atomic_write_text
 
@@ -60,14 +60,7 @@ def cpu_features() -> str:
     """The CPU features that decide our speed: AVX2, AVX-512, AVX-512 BF16, AMX (Linux),
     followed by the instruction-set caps set in the environment (:func:`isa_limits`), e.g.
     ``AVX2 AVX-512 AVX-512 BF16 AMX, limited by ONEDNN_MAX_CPU_ISA=AVX2``."""
-    try:
-        flags = set()
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        return ""
+    flags = cpuinfo_flags() or set()
     names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
              ("amx_bf16", "AMX")]
     text = " ".join(label for flag, label in names if flag in flags)
