@@ -156,3 +156,17 @@ def test_the_shown_command_drops_only_the_flags_that_change_what_it_prints():
                                   "--seeds 3 --data-dir ../shared/data --set train.threads=1")
     assert shown_command("autoencoders reproduce vae-mnist --set 'data.path=-v'") == (
         "autoencoders reproduce vae-mnist --set 'data.path=-v'")
+
+
+def test_summary_shows_a_headline_number_the_paper_does_not_report():
+    ref = {"test/beta_vae_metric": {"headline": True, "source": "figures only"},
+           "test/elbo": {"value": -100.0, "source": "Table 1", "status": "confirmed"}}
+    recs = [results.Record("", s, {"test/beta_vae_metric": 80.0 + 2 * s, "test/elbo": -99.0},
+                           ref, {"epochs": 1, "samples": 10}) for s in (0, 1)]
+    rep = results.Reproduction("x", "Burgess et al., Understanding, arXiv 2018", "full",
+                               {"command": "autoencoders reproduce x --seeds 2"}, recs)
+    row = results.summary({"x": rep}).splitlines()[-1]
+    assert row.startswith("| Burgess et al. (arXiv 2018) | `autoencoders reproduce x --seeds 2`")
+    assert "81.00 ± 1.41 (2 seeds)" in row and "— (no number in the paper)" in row
+    assert "elbo" not in row.lower() and "-100" not in row  # only the headline key
+    assert "| — |" in results.markdown(rep)  # the per-experiment table leaves the paper blank

@@ -396,7 +396,9 @@ def _cell(text: str) -> str:
 def summary(reps: dict[str, Reproduction]) -> str:
     """The README's table: one row per archived reproduction, the numbers the paper has a
     value for (those marked ``headline = true`` in the experiment's ``[reference]``, else
-    all), as mean ± sd over the seeds, with the command that made them."""
+    all), as mean ± sd over the seeds, with the command that made them. A headline entry
+    without a ``value`` (``{ headline = true, source = "..." }``: a paper that shows figures
+    but reports no such number) puts our number beside "—"."""
     lines = ["| paper | command | ours | paper |", "|---|---|---|---|"]
 
     def year(rep: Reproduction) -> tuple[str, str]:  # oldest paper first
@@ -416,8 +418,11 @@ def summary(reps: dict[str, Reproduction]) -> str:
                 name = f"{label}: " if label else ""
                 short = _label(key).split(",")[0]
                 ours.append(f"{name}{short} {_ours([r.eval[key] for r in records])}")
-                theirs.append(f"{name}{_paper_num(value)}" + ("" if status == "confirmed"
-                                                  else " (unconfirmed)"))
+                if value is None:  # a headline number the paper does not report
+                    theirs.append(f"{name}— (no number in the paper)")
+                else:
+                    theirs.append(f"{name}{_paper_num(value)}"
+                                  + ("" if status == "confirmed" else " (unconfirmed)"))
         if not ours:
             continue
         paper = _short_paper(rep.paper)
