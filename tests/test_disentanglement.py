@@ -208,6 +208,28 @@ def test_representation_of_a_conv_model_batches_small_and_keeps_the_codes():
     assert not any(m.inplace for m in conv.modules() if isinstance(m, torch.nn.ReLU))
 
 
+def test_representation_in_streams_gives_the_same_codes_and_restores_the_threads():
+    """streams = 3: the batches are shared among three one-thread workers; the codes are
+    those of one stream (to float rounding), in order, in fp32 and bf16, and the process's
+    thread count is what it was, also after an error in a worker."""
+    from autoencoders.evaluation import disentanglement as D
+    from autoencoders.models.vae import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(hidden=64, latent_dim=4), (1, 16, 16))
+    x = (torch.rand(300, 256) > 0.5).float()  # 10 batches of 32 (the last one of 12)
+    threads = torch.get_num_threads()
+    for precision in ("fp32", "bf16"):
+        one = D.representation(model, batch=32, precision=precision, streams=1)(x)
+        three = D.representation(model, batch=32, precision=precision, streams=3)(x)
+        assert three.shape == (300, 4) and three.dtype == torch.float32
+        assert torch.allclose(three, one, atol=1e-6, rtol=1e-5)
+        assert torch.get_num_threads() == threads
+    with pytest.raises(RuntimeError):
+        D.representation(model, batch=32, streams=3)(torch.rand(300, 17))  # wrong width
+    assert torch.get_num_threads() == threads
+
+
 def test_scores_do_not_depend_on_the_codes_units():
     """A representation's units must not decide its score (the untrained-network baseline
     has codes on a ~1e-3 scale): Higgins standardises its vote features, FactorVAE prunes

@@ -38,6 +38,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,8 @@ from ..runs import atomic_write_text
 Represent = Callable[[torch.Tensor], torch.Tensor]
 
 
-def representation(model, batch: int | None = None, precision: str = "fp32") -> Represent:
+def representation(model, batch: int | None = None, precision: str = "fp32",
+                   streams: int | None = None) -> Represent:
     """The model's deterministic code (``model.features``: the posterior mean for a VAE)
     as a batched, gradient-free function ``(N, C, H, W) -> (N, latent_dim)`` on the CPU.
 
@@ -61,7 +63,14 @@ def representation(model, batch: int | None = None, precision: str = "fp32") -> 
     convolutions encodes through a channels-last copy of itself (oneDNN's fast layout for
     convolutions; its ReLUs in place, :func:`_relu_in_place`; the model itself is not
     changed). ``precision = "bf16"`` runs the encoder under ``torch.autocast(bfloat16)``
-    (opt-in, ``eval.encode_precision``); the codes are returned in float32 either way."""
+    (opt-in, ``eval.encode_precision``); the codes are returned in float32 either way.
+
+    ``streams``: on a CPU, the batches are shared among this many Python threads that each
+    run PyTorch with one thread (default: ``torch.get_num_threads()``), instead of every
+    batch using all threads: the batches are small, so one stream per core avoids the
+    threads' synchronisation in each layer (dSprites conv encoder, 2 cores: see
+    docs/BENCHMARKS.md), and a busy core delays only its own stream. A row's code does not
+    depend on which stream encoded it beyond float rounding."""
     device = next(model.parameters()).device
     encoder = model
     if device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
@@ -69,17 +78,35 @@ def representation(model, batch: int | None = None, precision: str = "fp32") -> 
         _relu_in_place(encoder)
     sizes: dict[tuple[int, ...], int] = {}  # image shape -> batch
 
-    @torch.no_grad()
+    def encode(x: torch.Tensor, starts: list[int], step: int, threads: int | None):
+        if threads is not None:  # a worker stream; no_grad and autocast are per thread
+            torch.set_num_threads(threads)
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                             enabled=precision == "bf16"):
+            return [encoder.features(x[i:i + step].to(device)).float().cpu() for i in starts]
+
     def represent(x: torch.Tensor) -> torch.Tensor:
         was_training = encoder.training
         encoder.eval()
         step = batch or sizes.get(tuple(x.shape[1:]))
         if step is None:
-            step = sizes[tuple(x.shape[1:])] = encode_batch(encoder, x[:1].to(device))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = [encoder.features(x[i:i + step].to(device)).float().cpu()
-                   for i in range(0, x.shape[0], step)]
-        encoder.train(was_training)
+            with torch.no_grad():
+                step = sizes[tuple(x.shape[1:])] = encode_batch(encoder, x[:1].to(device))
+        starts = list(range(0, x.shape[0], step))
+        threads = torch.get_num_threads()
+        n = 1 if device.type != "cpu" else min(streams or threads, len(starts))
+        try:
+            if n <= 1:
+                out = encode(x, starts, step, None)
+            else:  # contiguous shares of the batches, one stream each
+                shares = [starts[len(starts) * k // n:len(starts) * (k + 1) // n]
+                          for k in range(n)]
+                with ThreadPoolExecutor(n) as pool:
+                    parts = list(pool.map(lambda s: encode(x, s, step, 1), shares))
+                out = [z for part in parts for z in part]
+        finally:
+            torch.set_num_threads(threads)  # the workers set the process-wide count
+            encoder.train(was_training)
         return torch.cat(out)
 
     return represent
