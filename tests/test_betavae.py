@@ -185,3 +185,28 @@ def test_kl_per_latent_is_logged_each_epoch_and_drawn(tmp_path):
         assert sum(dims) == pytest.approx(r["valid/kl"], rel=1e-4, abs=1e-4)
     assert plot_kl_over_training(rows, tmp_path / "kl.png").is_file()
     assert plot_kl_over_training([{"samples": 1, "train/loss": 1.0}], tmp_path / "x.png") is None
+
+
+def test_traversal_rows_name_the_factor_each_latent_carries():
+    """factor_per_latent on rendered dSprites: a 'model' whose code is the sprite's centroid
+    (x, y) and a constant names pos_x and pos_y with a large share, and gives the constant
+    latent a share of 0."""
+    from autoencoders.data.dsprites import DSprites
+    from autoencoders.traversal_plots import factor_per_latent
+
+    class Centroid(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def features(self, x):
+            m = x.reshape(-1, 64, 64)
+            grid = torch.arange(64, dtype=torch.float32)
+            mass = m.sum((1, 2))
+            cx, cy = (m.sum(1) * grid).sum(1) / mass, (m.sum(2) * grid).sum(1) / mass
+            return torch.stack([cx, cy, torch.zeros_like(cx)], 1)
+
+    out = factor_per_latent(DSprites(), Centroid(), num_points=3000)
+    assert out[0][0] == "pos_x" and out[1][0] == "pos_y"
+    assert out[0][1] > 0.6 and out[1][1] > 0.6
+    assert out[2][1] == pytest.approx(0.0, abs=1e-9)

@@ -43,11 +43,14 @@ def traversal_images(model, seeds: torch.Tensor, order: np.ndarray, n_steps: int
 
 
 def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: str | Path,
-                    n_steps: int = 10, limit: float = 3.0, max_rows: int = 10) -> Path:
+                    n_steps: int = 10, limit: float = 3.0, max_rows: int = 10,
+                    factors: list[tuple[str, float]] | None = None) -> Path:
     """One row per latent (sorted by KL, highest first, at most ``max_rows``), one panel
     per seed image side by side.
 
-    Each row is labelled with its latent index and KL in nats, each panel with its seed
+    Each row is labelled with its latent index and KL in nats (and, given ``factors``, one
+    ``(name, share)`` per latent from :func:`factor_per_latent`, with the ground-truth
+    factor it carries most information about), each panel with its seed
     ("test image 1", ...), and the x axis with the latent's value at the panel's first and
     last columns (-3 ... +3), in type that grows with the figure's width. Tiles are
     separated by 2 grid pixels and the figure never shows fewer than one screen pixel per
@@ -73,7 +76,14 @@ def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: st
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     step_h, step_w = tile_h + pad, tile_w + pad
     ax.set_yticks([pad + step_h * r + tile_h / 2 for r in range(n_rows)])
-    ax.set_yticklabels([f"z{int(d)}  KL {kl[d]:.2f}" for d in order], fontsize=fs)
+    def row_label(d: int) -> str:
+        text = f"z{d}  KL {kl[d]:.2f}"
+        if factors is not None and kl[d] >= ALIVE_KL:
+            name, share = factors[d]
+            text += f"\n{name} {share:.0%}"
+        return text
+
+    ax.set_yticklabels([row_label(int(d)) for d in order], fontsize=fs)
     values = np.linspace(-limit, limit, n_steps)
     ticks, labels = [], []
     for s in range(n_seeds):
@@ -90,8 +100,11 @@ def plot_traversals(model, seeds: torch.Tensor, x_for_kl: torch.Tensor, path: st
                     for s in range(n_seeds)])
     top.set_xticklabels([f"test image {s + 1}" for s in range(n_seeds)], fontsize=fs)
     top.tick_params(length=0)
-    ax.set_title("latent traversals, rows sorted by KL (nats), highest first",
-                 fontsize=1.15 * fs)
+    title = "latent traversals, rows sorted by KL (nats), highest first"
+    if factors is not None:
+        title += ("\nunder the KL: the factor the latent tells most about, as a share of "
+                  "that factor's entropy")
+    ax.set_title(title, fontsize=1.15 * fs)
     return save_figure(fig, path)
 
 
@@ -112,10 +125,45 @@ def plot_kl_per_dim(model, x: torch.Tensor, path: str | Path) -> Path:
 # ---------------------------------------------------------------- figure registry entries
 
 
+# a latent below this KL (nats, on the test images) is unused: its row gets no factor label
+ALIVE_KL = 0.1
+
+
+def factor_per_latent(ground_truth, model, num_points: int = 10000, seed: int = 2017,
+                      ) -> list[tuple[str, float]]:
+    """For each latent d: the ground-truth factor k with the largest I(z_d; v_k) / H(v_k)
+    and that share, on ``num_points`` images drawn uniformly (``seed``), z the posterior
+    mean, I by MIG's 20-bin histogram estimator (:func:`score_mig`). A share of 1 means the
+    latent alone pins the factor down; orientation (40 values) tops out near 0.8 with 20
+    bins."""
+    from sklearn.metrics import mutual_info_score
+
+    from .evaluation.disentanglement import encode_factors, representation, score_mig
+
+    generator = torch.Generator().manual_seed(seed)
+    factors = ground_truth.sample_factors(num_points, generator)
+    codes = encode_factors(ground_truth, representation(model), factors, generator)
+    mi = np.asarray(score_mig(codes, factors.numpy())["mutual_info"])  # (latents, factors)
+    f = factors.numpy()
+    entropy = np.array([mutual_info_score(f[:, k], f[:, k]) for k in range(f.shape[1])])
+    share = mi / np.where(entropy > 0, entropy, np.inf)  # a one-valued factor: share 0
+    names = ground_truth.factor_names
+    return [(names[int(k)], float(share[d, k])) for d, k in enumerate(share.argmax(1))]
+
+
 def fig_traversals(run, model, path):
-    """Traversals from the first three test images."""
+    """Traversals from the first three test images; on a data set with ground-truth
+    factors (dSprites) each alive row also names the factor its latent carries most
+    information about (:func:`factor_per_latent`)."""
+    from .data import DATASETS
+
     x = load_split(run.config, "test").x
-    return plot_traversals(model, x[:3], x[:2000], path)
+    factors = None
+    d = run.config.data
+    if hasattr(DATASETS[d.name], "ground_truth"):
+        factors = factor_per_latent(DATASETS[d.name].ground_truth(d.data_dir, d.download),
+                                    model)
+    return plot_traversals(model, x[:3], x[:2000], path, factors=factors)
 
 
 def fig_kl_per_dim(run, model, path):
