@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import DATASETS
 from .data.load import load_split
+from .evaluation.disentanglement import encode_factors, representation, score_mig
 from .plots import image_grid, pyplot, save_figure
 
 
@@ -138,8 +140,6 @@ def factor_per_latent(ground_truth, model, num_points: int = 10000, seed: int = 
     bins."""
     from sklearn.metrics import mutual_info_score
 
-    from .evaluation.disentanglement import encode_factors, representation, score_mig
-
     generator = torch.Generator().manual_seed(seed)
     factors = ground_truth.sample_factors(num_points, generator)
     codes = encode_factors(ground_truth, representation(model), factors, generator)
@@ -155,8 +155,6 @@ def fig_traversals(run, model, path):
     """Traversals from the first three test images; on a data set with ground-truth
     factors (dSprites) each alive row also names the factor its latent carries most
     information about (:func:`factor_per_latent`)."""
-    from .data import DATASETS
-
     x = load_split(run.config, "test").x
     factors = None
     d = run.config.data
