@@ -69,8 +69,8 @@ def representation(model, batch: int | None = None, precision: str = "fp32",
     run PyTorch with one thread (default: ``torch.get_num_threads()``), instead of every
     batch using all threads: the batches are small, so one stream per core avoids the
     threads' synchronisation in each layer (dSprites conv encoder, 2 cores: see
-    docs/BENCHMARKS.md), and a busy core delays only its own stream. A row's code does not
-    depend on which stream encoded it beyond float rounding."""
+    docs/BENCHMARKS.md). A row's code does not depend on which stream encoded it beyond
+    float rounding."""
     device = next(model.parameters()).device
     encoder = model
     if device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
@@ -90,8 +90,7 @@ def representation(model, batch: int | None = None, precision: str = "fp32",
         encoder.eval()
         step = batch or sizes.get(tuple(x.shape[1:]))
         if step is None:
-            with torch.no_grad():
-                step = sizes[tuple(x.shape[1:])] = encode_batch(encoder, x[:1].to(device))
+            step = sizes[tuple(x.shape[1:])] = encode_batch(encoder, x[:1].to(device))
         starts = list(range(0, x.shape[0], step))
         threads = torch.get_num_threads()
         n = 1 if device.type != "cpu" else min(streams or threads, len(starts))
@@ -485,7 +484,8 @@ def score_mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> dic
 
     Returns:
         ``mig`` (mean over factors of the normalised gap), ``mig_per_factor`` (list, None
-        for a factor with one value) and ``mutual_info`` ``(latent_dim, n_factors)`` nats.
+        for a factor with one value), ``mutual_info`` ``(latent_dim, n_factors)`` nats and
+        ``entropy`` (per factor, nats).
     """
     from sklearn.metrics import mutual_info_score
 
@@ -494,9 +494,10 @@ def score_mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> dic
     n_dims, n_factors = codes.shape[1], factors.shape[1]
     mi = np.array([[mutual_info_score(factors[:, k], binned[:, d]) for k in range(n_factors)]
                    for d in range(n_dims)])  # (latent_dim, n_factors)
+    entropies = [float(mutual_info_score(factors[:, k], factors[:, k]))
+                 for k in range(n_factors)]
     gaps: list[float | None] = []
-    for k in range(n_factors):
-        entropy = mutual_info_score(factors[:, k], factors[:, k])
+    for k, entropy in enumerate(entropies):
         if entropy <= 0:
             gaps.append(None)
             continue
@@ -505,7 +506,7 @@ def score_mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> dic
         gaps.append(float((top[0] - second) / entropy))
     valid = [g for g in gaps if g is not None]
     return {"mig": float(np.mean(valid)) if valid else 0.0, "mig_per_factor": gaps,
-            "mutual_info": mi.tolist()}
+            "mutual_info": mi.tolist(), "entropy": entropies}
 
 
 def mig(ground_truth, represent: Represent, *, num_points: int = 10000, num_bins: int = 20,
