@@ -19,7 +19,12 @@ import torch
 
 from .data import DATASETS
 from .data.load import load_split
-from .evaluation.disentanglement import encode_factors, representation, score_mig
+from .evaluation.disentanglement import (
+    encode_factors,
+    factor_datasets,
+    representation,
+    score_mig,
+)
 from .plots import image_grid, pyplot, save_figure
 
 
@@ -155,7 +160,7 @@ def fig_traversals(run, model, path):
     x = load_split(run.config, "test").x
     factors = None
     d = run.config.data
-    if hasattr(DATASETS[d.name], "ground_truth"):
+    if d.name in factor_datasets():
         factors = factor_per_latent(DATASETS[d.name].ground_truth(d.data_dir, d.download),
                                     model)
     return plot_traversals(model, x[:3], x[:2000], path, factors=factors)

@@ -554,14 +554,18 @@ def _check_codes(codes: GridCodes | None, represent: Represent) -> None:
 EVAL_SEED = 2017
 
 
+def factor_datasets() -> list[str]:
+    """Names of the data sets with ground-truth factors (a ``ground_truth`` factor API)."""
+    return [k for k, c in DATASETS.items() if hasattr(c, "ground_truth")]
+
+
 def _ground_truth(run):
     d = run.config.data
     cls = DATASETS[d.name]
-    if not hasattr(cls, "ground_truth"):
-        with_factors = [k for k, c in DATASETS.items() if hasattr(c, "ground_truth")]
+    if d.name not in factor_datasets():
         raise UserError(f"The disentanglement metrics need ground-truth factors, which "
                         f"data.name = {d.name!r} does not have; use one of "
-                        f"{', '.join(with_factors)}.")
+                        f"{', '.join(factor_datasets())}.")
     e = run.config.eval
     return cls.ground_truth(d.data_dir, d.download,
                             full_grid=wants_full_grid(e.votes_batch, e.votes_train, e.votes_eval))
