@@ -128,6 +128,11 @@ class TrainConfig:
     # "fp16": CUDA only, autocast float16 with a gradient scaler; "auto": bf16 where the
     # hardware has it, else fp32. Default fp32: the published numbers.
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    # torch.compile the model's loss (forward and backward): fuses the element-wise work
+    # around the matmuls (the SB-VAE's sampling and KL: see docs/BENCHMARKS.md). Costs a
+    # compile of ~10-30 s on the first steps and needs a C++ compiler on the CPU; if
+    # compiling fails, training says so once and goes on without it. Single process only.
+    compile: bool = False
     # a run folder whose last weights initialise every parameter of the same name and shape
     # before training (e.g. the previous stage of a stacked DAE); "" starts from scratch
     init_from: str = ""

@@ -405,13 +405,18 @@ def _setup(config: ExperimentConfig, run: Run | None, runs_dir: str, device: tor
 
         torch.manual_seed(tc.seed + 7919 * rank)
         ddp = DistributedDataParallel(distributed.LossForward(model))
+        if tc.compile and rank == 0:
+            log.warning("train.compile applies to single-process training; these "
+                        f"{world} processes train without it.")
 
         def loss_fn(xb, yb):
             total, terms = ddp(xb, yb)
             return Loss(total, terms)
     else:
+        loss = CompiledLoss(model.loss) if tc.compile else model.loss
+
         def loss_fn(xb, yb):
-            return model.loss(xb, yb) if model.uses_labels else model.loss(xb)
+            return loss(xb, yb) if model.uses_labels else loss(xb)
 
     if run is None:
         run = create_run(config, runs_dir)
@@ -419,6 +424,32 @@ def _setup(config: ExperimentConfig, run: Run | None, runs_dir: str, device: tor
                        train_data.binarize == "dynamic", valid_data, loss_fn, device,
                        precision, rank, world, progress, log_epochs, stop_after_steps)
     return session, state
+
+
+class CompiledLoss:
+    """``loss`` under ``torch.compile`` (``train.compile``), or ``loss`` itself once
+    compiling it has failed (no C++ compiler, an operator Inductor cannot lower): the
+    failure is logged once and training goes on in eager mode. An error that eager mode
+    raises too (a bad batch, a model bug) is raised as usual."""
+
+    def __init__(self, loss: Callable[..., Loss]) -> None:
+        self.eager = loss
+        # fallback_random: random draws (the reparameterisation noise) come from PyTorch's
+        # generator as in eager mode, so a seed gives the same noise and resume stays exact
+        self.compiled: Callable[..., Loss] | None = torch.compile(
+            loss, options={"fallback_random": True})
+
+    def __call__(self, *args: Any) -> Loss:
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except Exception as e:  # noqa: BLE001 -- any compiler failure: eager instead
+                self.compiled = None
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                log.warning(f"train.compile: torch.compile failed ({type(e).__name__}: "
+                            f"{first}); training goes on without it. Set train.compile = "
+                            "false to skip the attempt.")
+        return self.eager(*args)
 
 
 def run_epoch(s: _Session, state: TrainState) -> bool:

@@ -156,6 +156,12 @@ class StickBreakingVAE(LatentVariableModel):
             mlp([k, h, self.lik.n_params * d], config.activation, init_std=std),
             Unflatten(out_shape),
         )
+        # E[log(1 - v)] of the KL: built here (once per process and box), not inside the
+        # loss, so that a compiled loss (train.compile) traces only tensor work
+        self.log1m_table = (expected_log1m_table(config.min_param, config.max_a,
+                                                 config.min_param, config.max_b,
+                                                 config.kl_terms)
+                            if config.kl_method == "table" else None)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, C, H, W) -> (a, b)``, each ``(B, K - 1)``, a in [min_param, max_a] and
@@ -178,7 +184,8 @@ class StickBreakingVAE(LatentVariableModel):
         return self.decoder(pi * self.config.decoder_input_scale)
 
     def _noise(self, shape: tuple[int, ...], like: torch.Tensor, generator=None) -> torch.Tensor:
-        u = torch.rand(shape, generator=generator, dtype=like.dtype)
+        u = (torch.rand(shape, dtype=like.dtype) if generator is None  # (traceable form)
+             else torch.rand(shape, generator=generator, dtype=like.dtype))
         return u.to(like.device).clamp(U_EPS, 1.0 - U_EPS)
 
     def _sample_pi(self, a: torch.Tensor, b: torch.Tensor,
@@ -192,8 +199,7 @@ class StickBreakingVAE(LatentVariableModel):
         pi = self._sample_pi(a, b)  # (B, K)
         rec = -self.lik.log_prob(self.decode(pi), x).mean()
         c = self.config
-        log1m = (expected_log1m_table(c.min_param, c.max_a, c.min_param, c.max_b,
-                                      c.kl_terms)(a, b) if c.kl_method == "table" else None)
+        log1m = self.log1m_table(a, b) if self.log1m_table is not None else None
         kl = kumaraswamy_beta_kl(a, b, 1.0, c.alpha0, c.kl_terms, log1m)
         kl = kl.sum(-1).mean()
         return Loss(total=rec + kl, terms={"rec": rec, "kl": kl})
@@ -458,7 +464,7 @@ class ExpectedLog1mTable:
             if a.device not in self._coef_on:
                 self._coef_on[a.device] = self.coef.to(a.device)
             table = self._coef_on[a.device]
-        coef = table[(i * (self.nw - 1) + j).long()]  # (..., 16)
+        coef = table[i.long() * (self.nw - 1) + j.long()]  # (..., 16)
         tu, tw = su - i, sw - j
         pu = torch.stack([torch.ones_like(tu), tu, tu * tu, tu * tu * tu], -1)
         pw = torch.stack([torch.ones_like(tw), tw, tw * tw, tw * tw * tw], -1)
