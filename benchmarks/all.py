@@ -136,7 +136,7 @@ def main() -> None:
         ll = likelihood.main([run, "--k", str(args.k)])
     reps = ["--repeats", str(args.repeats)]
     steps = None if args.skip_steps else train_steps.main(
-        reps + ["--seconds", str(args.steps_seconds)])
+        reps + ["--seconds", str(args.steps_seconds), "--compile", "vae-mnist,sbvae-mnist"])
     kl = None if args.skip_steps else sbvae_kl.main(["--threads", str(torch.get_num_threads())])
     metrics = None if args.skip_metrics else metrics_time.main(
         reps + ["--scale", str(args.metrics_scale)])
@@ -250,7 +250,10 @@ def targets(args, tp: dict, ll: dict, steps: dict | None, metrics: dict | None) 
         out.append(f"- SB-VAE training step, fp32: "
                    f"{100 * row['fp32_trainer'] * row['flop_per_sample'] / sb_peak:.0f} % of "
                    f"the measured matmul peak ({sb_peak / 1e9:.0f} GFLOP/s, "
-                   f"`train_steps.py`).")
+                   f"`train_steps.py`)"
+                   + (f"; the bare step with `train.compile = true`: "
+                      f"{100 * row['fp32_bare_compiled'] * row['flop_per_sample'] / sb_peak:.0f}"
+                      " %" if row.get("fp32_bare_compiled") else "") + ".")
     else:
         out.append("- SB-VAE training step: not measured (`--skip-steps`, or its row failed).")
     if metrics is None:

@@ -147,14 +147,18 @@ def foreach_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
 
-def bare_seconds(cfg, x: torch.Tensor, warmup: int = 3, foreach: bool = False) -> float:
+def bare_seconds(cfg, x: torch.Tensor, warmup: int = 3, foreach: bool = False,
+                 compiled: bool = False) -> float:
     """model.loss + backward + optimiser step over ``x`` in index-sliced batches, no
-    trainer; ``warmup`` untimed steps first. ``foreach``: :func:`foreach_optimizer`."""
+    trainer; ``warmup`` untimed steps first. ``foreach``: :func:`foreach_optimizer`.
+    ``compiled``: the loss as ``train.compile = true`` runs it (``train.CompiledLoss``;
+    its compile falls in the warm-up steps)."""
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, image_shape(cfg))
     model.train()
     model.on_epoch_start(0, 1)
     opt = (foreach_optimizer if foreach else trainer.make_optimizer)(model, cfg.train)
+    loss_fn = trainer.CompiledLoss(model.loss) if compiled else model.loss
     bs, dynamic = cfg.train.batch_size, cfg.data.binarize == "dynamic"
     bf16 = cfg.train.precision == "bf16"
 
@@ -162,7 +166,7 @@ def bare_seconds(cfg, x: torch.Tensor, warmup: int = 3, foreach: bool = False) -
         if dynamic:
             xb = torch.bernoulli(xb)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model.loss(xb).total
+            loss = loss_fn(xb).total
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -203,6 +207,9 @@ def main(argv=None) -> dict:
     p.add_argument("--only", default="", help="comma-separated experiment names to run")
     p.add_argument("--no-bare", action="store_true", help="skip the bare-step column")
     p.add_argument("--no-bf16", action="store_true", help="skip the bf16 columns")
+    p.add_argument("--compile", default="",
+                   help="comma-separated experiments whose bare fp32 step is also timed "
+                        "with train.compile = true (the others show '-')")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes (1 repeat, 0.2 s epochs, short peak): checks that it runs")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -243,9 +250,13 @@ def main(argv=None) -> dict:
     # with the old foreach optimiser) in fp32 only
     kinds = {"fp32": ["trainer"] + ([] if args.no_bare else ["bare", "fused"]),
              "bf16": ["trainer"]}
+    compile_exps = [e for e in args.compile.split(",") if e]
+    if compile_exps:
+        kinds["fp32"].append("compiled")
     measure = {"trainer": lambda cfg, x: trainer_seconds(cfg, x),
                "bare": lambda cfg, x: bare_seconds(cfg, x),
-               "fused": lambda cfg, x: bare_seconds(cfg, x, foreach=True)}
+               "fused": lambda cfg, x: bare_seconds(cfg, x, foreach=True),
+               "compiled": lambda cfg, x: bare_seconds(cfg, x, warmup=10, compiled=True)}
     times: dict[tuple[str, str, str], list[float]] = {}
     errors: dict[tuple[str, str, str], str] = {}
     for _ in range(args.repeats):
@@ -255,7 +266,8 @@ def main(argv=None) -> dict:
             for prec in precisions:
                 cfg = config_for(exp, over, args.profile, prec, threads)
                 for kind in kinds[prec]:
-                    if (exp, prec, kind) in errors:
+                    if (exp, prec, kind) in errors or (kind == "compiled"
+                                                       and exp not in compile_exps):
                         continue
                     try:
                         times.setdefault((exp, prec, kind), []).append(
@@ -275,6 +287,8 @@ def main(argv=None) -> dict:
         head += ["fp32 bare step, samples/s", "trainer / bare",
                  "fp32 bare step, old foreach optimiser, samples/s"]
     head += ["fp32 GFLOP/s (% peak)"]
+    if compile_exps:
+        head += ["fp32 bare step, train.compile, samples/s (% peak)"]
     if "bf16" in precisions:
         head += ["bf16 trainer, samples/s", "bf16 GFLOP/s (% bf16 peak)", "bf16 / fp32"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -294,6 +308,11 @@ def main(argv=None) -> dict:
                       _fmt(f32) + (f" ({f32 / b32:.2f}x)" if f32 and b32 else "")]
         cells.append(f"{r32 * fps / 1e9:.0f} ({100 * r32 * fps / peak['fp32']:.0f} %)"
                      if r32 else "")
+        c32 = rate(exp, "fp32", "compiled")
+        if compile_exps:
+            cells.append("-" if exp not in compile_exps else
+                         f"{_fmt(c32)} ({100 * c32 * fps / peak['fp32']:.0f} %)" if c32
+                         else "failed")
         r16 = None
         if "bf16" in precisions:
             r16 = rate(exp, "bf16", "trainer")
@@ -304,6 +323,7 @@ def main(argv=None) -> dict:
         results[exp] = {"label": label, "batch_size": cfg.train.batch_size,
                         "flop_per_sample": fps, "images": len(data[exp]),
                         "fp32_trainer": r32, "fp32_bare": b32, "fp32_bare_fused": f32,
+                        "fp32_bare_compiled": c32,
                         "bf16_trainer": r16}
     notes = [
         f"torch {torch.__version__}, {threads} threads, profile `{args.profile}`, median of "
@@ -314,7 +334,9 @@ def main(argv=None) -> dict:
         "separate step function, so its data loader was replaced by synthetic images); "
         "bare step = `model.loss(x)` + backward + the experiment's optimiser step "
         "(`train.make_optimizer`: `fused=True`), no trainer; old foreach optimiser = the same "
-        "with `foreach=True`, as before (in brackets: vs the bare step).",
+        "with `foreach=True`, as before (in brackets: vs the bare step); train.compile = "
+        "the bare step with the loss under `torch.compile` as `train.compile = true` runs "
+        "it (compile not timed).",
         "MFLOP / sample = forward FLOPs (torch.utils.flop_counter; 2 x in x out per linear "
         "layer) x 3 for forward + backward; the conv row counts convolution FLOPs the same "
         "way but is compared with a matmul peak.",
