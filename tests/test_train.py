@@ -290,3 +290,12 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch, caplo
     assert calls == [3, 4]
     with pytest.raises(ValueError, match="bad batch"):
         wrapped(None)
+    # a model error under a working compiler: raised as eager raises it, compile kept
+    monkeypatch.setattr(torch, "compile", lambda fn, **_: fn)
+    caplog.clear()
+    working = CompiledLoss(loss)
+    with caplog.at_level(logging.WARNING, logger="autoencoders"), \
+            pytest.raises(ValueError, match="bad batch"):
+        working(None)
+    assert working.compiled is not None and not caplog.records
+    assert working(5) == 10

@@ -430,7 +430,8 @@ class CompiledLoss:
     """``loss`` under ``torch.compile`` (``train.compile``), or ``loss`` itself once
     compiling it has failed (no C++ compiler, an operator Inductor cannot lower): the
     failure is logged once and training goes on in eager mode. An error that eager mode
-    raises too (a bad batch, a model bug) is raised as usual."""
+    raises too (a bad batch, a model bug) is raised as eager mode raises it, with no
+    word about compiling."""
 
     def __init__(self, loss: Callable[..., Loss]) -> None:
         self.eager = loss
@@ -440,16 +441,18 @@ class CompiledLoss:
             loss, options={"fallback_random": True})
 
     def __call__(self, *args: Any) -> Loss:
-        if self.compiled is not None:
-            try:
-                return self.compiled(*args)
-            except Exception as e:  # noqa: BLE001 -- any compiler failure: eager instead
-                self.compiled = None
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-                log.warning(f"train.compile: torch.compile failed ({type(e).__name__}: "
-                            f"{first}); training goes on without it. Set train.compile = "
-                            "false to skip the attempt.")
-        return self.eager(*args)
+        if self.compiled is None:
+            return self.eager(*args)
+        try:
+            return self.compiled(*args)
+        except Exception as e:  # noqa: BLE001 -- any compiler failure: eager instead
+            out = self.eager(*args)  # the error is the model's if eager fails too
+            self.compiled = None
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            log.warning(f"train.compile: torch.compile failed ({type(e).__name__}: "
+                        f"{first}); training goes on without it. Set train.compile = "
+                        "false to skip the attempt.")
+            return out
 
 
 def run_epoch(s: _Session, state: TrainState) -> bool:
