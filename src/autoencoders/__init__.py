@@ -23,6 +23,11 @@ from .openmp import adapt_wait_policy  # noqa: E402
 
 adapt_wait_policy()
 
+# freed tensors stay in glibc's heap: no page faults for each step's fresh buffers
+from .allocator import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()
+
 # public name -> (module, attribute); None: the module itself
 _LAZY = {
     "datasets": ("data", None),

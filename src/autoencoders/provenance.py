@@ -20,6 +20,7 @@ import numpy
 import torch
 
 from .devices import cpuinfo_flags, describe, isa_limits
+from .allocator import malloc_setting
 from .openmp import wait_policy
 from .runs import Run, atomic_write_text
 
@@ -108,7 +109,8 @@ def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
     """``<run>/provenance.json``: what made the run's numbers, for ``autoencoders results``:
     the command, the commit, hardware, versions, wall time and the machine's load average
     (a busy machine inflates wall times), OpenMP's wait policy (:mod:`autoencoders.openmp`),
-    and for a sweep or a seed group its children."""
+    glibc's malloc setting (:mod:`autoencoders.allocator`), and for a sweep or a seed group
+    its children."""
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
@@ -118,7 +120,7 @@ def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
         "hardware": hardware(),
         "cpu_features": cpu_features(), "versions": versions(),
         "wall_seconds": round(wall_seconds, 1), "load_average": load,
-        "omp_wait_policy": wait_policy(),
+        "omp_wait_policy": wait_policy(), "malloc": malloc_setting(),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     if children is not None:
