@@ -75,3 +75,32 @@ def test_the_wait_policy_changes_no_number():
     out = {p: json.loads(_child(STEP, {"OMP_WAIT_POLICY": p, **pinned}))
            for p in ("ACTIVE", "PASSIVE")}
     assert out["ACTIVE"] == out["PASSIVE"]
+
+
+DENORMALS = """
+import json, sys, torch
+from autoencoders.openmp import flush_denormals
+flushed = flush_denormals() if sys.argv[1] == "flush" else False
+torch.set_num_threads(2)
+x = torch.full((1 << 22,), 1e-40)  # denormal in float32; 4M elements: split among threads
+y = x * 1.0
+print(json.dumps({"flushed": flushed, "zeros": (y == 0).float().mean().item(),
+                  "threads": torch.get_num_threads()}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["flush", "default"])
+def test_denormals_flush_on_every_thread_of_the_team(mode):
+    """``flush_denormals`` before the first parallel op: every OpenMP thread of the team
+    treats a denormal input as zero (the whole product is 0), not only the calling one;
+    without it the product keeps the denormal value 1e-40 everywhere."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", DENORMALS, mode], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    if mode == "flush":
+        if not r["flushed"]:
+            pytest.skip("this CPU cannot flush denormals (no SSE3 DAZ)")
+        assert r["zeros"] == 1.0
+    else:
+        assert r["zeros"] == 0.0

@@ -43,6 +43,7 @@ from .logs import logger as log
 from .models import build_model
 from .models.base import Loss
 from .models.estimators import average_loss_terms
+from .openmp import flush_denormals
 from .runs import Run, headline
 
 __all__ = ["TrainState", "checkpoint", "create_run", "end_epoch", "has_valid",
@@ -334,6 +335,7 @@ def _train(config: ExperimentConfig, run: Run | None, *, runs_dir: str, resume: 
            progress: bool, log_epochs: bool, stop_after_steps: int, stack: ExitStack,
            made: dict[str, Run]) -> Run:
     tc = config.train
+    flush_denormals()  # before the first parallel op: the OpenMP threads inherit it
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = devices.resolve(tc.device)  # a CUDA request without CUDA stops here
