@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy
 import torch
 
-from .devices import cpuinfo_flags, describe, isa_limits
 from .allocator import malloc_setting
+from .devices import cpuinfo_flags, describe, isa_limits
 from .openmp import wait_policy
 from .runs import Run, atomic_write_text
 
