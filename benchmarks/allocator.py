@@ -26,6 +26,7 @@ import sys
 
 import torch
 
+from autoencoders.allocator import user_choices
 from autoencoders.devices import cpu_has_native_bf16
 from autoencoders.provenance import cpu_features, hardware
 
@@ -74,8 +75,8 @@ print(json.dumps({"setting": malloc_setting(), "ms": 1e3 * (t1 - t0) / steps,
 
 
 def child(exp: str, precision: str, steps: int, threads: int, glibc: bool) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith("MALLOC_") or k in ("GLIBC_TUNABLES", "LD_PRELOAD"))}
+    chosen = user_choices(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in chosen}
     if glibc:
         env["MALLOC_TOP_PAD_"] = "131072"  # glibc's default value: the library keeps out
     out = subprocess.run([sys.executable, "-c", CHILD, exp, precision, str(steps),

@@ -2,9 +2,10 @@
 
 The FC beta-VAE's parameters (``betavae-dsprites``: 14 M) get Adam (lr 5e-4, fused, as
 ``train.make_optimizer`` builds it) for ``--decay`` steps with gradients that are zero on
-the input-layer columns of ``--dark`` of the pixels except in 0.2 % of the steps (pixels that are black in nearly
-every image, as dSprites' background) and fixed random values elsewhere. Their moment estimates decay
-geometrically (x0.9 per step for the first) into the denormal range below 1.2e-38. Then
+the input-layer columns of ``--dark`` of the pixels except in 0.2 % of the steps (pixels
+that are black in nearly every image, as dSprites' background) and fixed random values
+elsewhere. Their moment estimates decay geometrically (x0.9 per step for the first) into
+the denormal range below 1.2e-38, and leave it again when a pixel is lit. Then
 ``--steps`` more steps are timed. Two child processes, one flushing denormals before its
 first parallel operation (as training does) and one not; both print the fraction of Adam's
 state that is denormal and the milliseconds per step.

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from autoencoders.allocator import _glibc, keep_freed_memory
+from autoencoders.allocator import _glibc, keep_freed_memory, user_choices
 
 PROBE = """
 import json, resource
@@ -33,8 +33,8 @@ print(json.dumps({"setting": malloc_setting(), "faults": faults}))
 
 
 def probe(extra_env: dict[str, str]) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith("MALLOC_") or k in ("GLIBC_TUNABLES", "LD_PRELOAD"))}
+    chosen = user_choices(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in chosen}
     out = subprocess.run([sys.executable, "-c", PROBE], env={**env, **extra_env},
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])

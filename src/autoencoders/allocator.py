@@ -37,16 +37,21 @@ def _glibc() -> ctypes.CDLL | None:
         return None
 
 
+def user_choices(environ: dict[str, str]) -> list[str]:
+    """The variables of ``environ`` by which someone chose the allocator already: glibc's
+    malloc tunables (``MALLOC_*_``, ``GLIBC_TUNABLES``) and a preloaded allocator
+    (``LD_PRELOAD``); :func:`keep_freed_memory` leaves malloc alone when there is one."""
+    return sorted(k for k, v in environ.items()
+                  if (k.startswith("MALLOC_") and k.endswith("_"))
+                  or k == "GLIBC_TUNABLES" or (k == "LD_PRELOAD" and v))
+
+
 def keep_freed_memory(environ: dict[str, str] | None = None) -> str:
     """Fix glibc's mmap threshold at 32 MiB and turn trimming off (see the module
     docstring), unless it does not apply; return what was done, as provenance records it."""
-    env = os.environ if environ is None else environ
-    chosen = sorted(k for k in env if (k.startswith("MALLOC_") and k.endswith("_"))
-                    or k == "GLIBC_TUNABLES")
+    chosen = user_choices(os.environ if environ is None else environ)
     if chosen:
         return _remember(f"unchanged ({', '.join(chosen)} set)")
-    if env.get("LD_PRELOAD"):
-        return _remember("unchanged (LD_PRELOAD set)")
     libc = _glibc()
     if libc is None:
         return _remember("unchanged (not glibc)")
