@@ -54,10 +54,10 @@ def test_freed_buffers_are_reused_without_page_faults():
     pages again."""
     ours = probe({})
     assert ours["setting"] == "glibc: mmap threshold 32 MiB, trim off"
-    assert ours["faults"] < 10
     theirs = probe({"MALLOC_MMAP_THRESHOLD_": "131072"})
     assert theirs["setting"] == "unchanged (MALLOC_MMAP_THRESHOLD_ set)"
     assert theirs["faults"] > 2500
+    assert ours["faults"] < theirs["faults"] / 20, (ours, theirs)
 
 
 def test_a_users_allocator_choice_is_left_alone():
