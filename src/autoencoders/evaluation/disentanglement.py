@@ -488,7 +488,8 @@ def mutual_info(binned: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Mutual information in nats between each column of ``binned`` ``(N, D)`` and
     ``labels`` ``(N,)``, both non-negative integers: the plug-in estimate of the joint
     histogram, as scikit-learn's ``mutual_info_score`` (same value up to rounding), for all
-    columns in one ``bincount`` rather than D calls (4,096 pixel columns: ~40 s -> ~1 s)."""
+    columns in one ``bincount`` rather than one call per column (the pixels baseline has
+    4,096 columns)."""
     n, d = binned.shape
     _, y = np.unique(labels, return_inverse=True)
     rows = int(binned.max(initial=0)) + 1
