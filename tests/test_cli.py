@@ -158,6 +158,31 @@ def test_precision_rules(monkeypatch, capsys):
     assert load_experiment("vae-mnist").train.precision == "fp32"  # numbers unchanged
 
 
+def test_auto_precisions_resolve_per_machine_and_are_recorded(synthetic_mnist, monkeypatch,
+                                                              tmp_path):
+    """train.precision and eval.iw_precision = "auto" become bf16 only on a CPU with native
+    BF16; eval.json, provenance.json and the report say what they became."""
+    from autoencoders.pipeline import evaluate
+    from autoencoders.provenance import training_precision, write_provenance
+    from autoencoders.report import write_report
+
+    cfg = load_experiment("vae-mnist", "quick", [*FAST, 'train.precision="auto"',
+                                                  'eval.iw_precision="auto"'])
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    run = train(cfg, runs_dir=tmp_path, progress=False, log_epochs=False)
+    assert training_precision(cfg.train) == "auto: fp32"
+    assert evaluate(run, progress=False, device="cpu")["iw_precision"] == "fp32"
+    write_provenance(run, "cmd", 1.0, "single")
+    assert json.loads((run.path / "provenance.json").read_text())["precision"] == "auto: fp32"
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert training_precision(cfg.train) == "auto: bf16"
+    assert evaluate(run, progress=False, device="cpu")["iw_precision"] == "bf16"
+    assert json.loads((run.path / "eval.json").read_text())["iw_precision"] == "bf16"
+    write_report(run)
+    assert "- training precision: auto: bf16" in (run.path / "report.md").read_text()
+    assert training_precision(load_experiment("vae-mnist").train) == "fp32"
+
+
 def test_cpu_bf16_detection_reads_cpu_flags(monkeypatch, tmp_path):
     real = Path.read_text
 

@@ -172,8 +172,9 @@ class EvalConfig:
 
     iw_samples: int = 5000  # K importance samples for log p(x); 0 skips it
     iw_batch: int = 50000  # rows (samples x examples) per decoder pass
-    # "bf16": decoder matmuls in bfloat16, sums in float32 (opt-in; see iw_log_likelihood)
-    iw_precision: Literal["fp32", "bf16"] = "fp32"
+    # "bf16": decoder matmuls in bfloat16, sums in float32 (opt-in; see iw_log_likelihood);
+    # "auto": bf16 where the device computes it natively (as train.precision), else fp32
+    iw_precision: Literal["fp32", "bf16", "auto"] = "fp32"
     test_subset: int = 0  # evaluate log p(x) on the first N test examples (0: all)
     checkpoint: Literal["best", "last"] = "best"  # "best" exists only with early stopping
     figures: list[str] = field(

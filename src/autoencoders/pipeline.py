@@ -95,13 +95,15 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
     if model.generative and cfg.eval.iw_samples:
         x = test.x[: cfg.eval.test_subset] if cfg.eval.test_subset else test.x
         t1 = time.perf_counter()
+        iw_precision = (devices.resolve_precision("auto", where, warn=False)
+                        if cfg.eval.iw_precision == "auto" else cfg.eval.iw_precision)
         ll = iw_log_likelihood(model, x, n_samples=cfg.eval.iw_samples,
                                batch_rows=cfg.eval.iw_batch, progress=progress,
-                               precision=cfg.eval.iw_precision)
+                               precision=iw_precision)
         out["test/log_px"] = float(ll.mean())
         out["test/log_px_sem"] = float(ll.std() / max(len(ll), 1) ** 0.5)
         out["iw_samples"] = cfg.eval.iw_samples
-        out["iw_precision"] = cfg.eval.iw_precision
+        out["iw_precision"] = iw_precision
         out["iw_examples"] = int(x.shape[0])
         out["iw_seconds"] = round(time.perf_counter() - t1, 2)
     for name in cfg.eval.metrics:

@@ -20,7 +20,8 @@ import numpy
 import torch
 
 from .allocator import malloc_setting
-from .devices import cpuinfo_flags, describe, isa_limits
+from .devices import cpuinfo_flags, describe, isa_limits, resolve, resolve_precision
+from .errors import ConfigError
 from .openmp import wait_policy
 from .runs import Run, atomic_write_text
 
@@ -104,11 +105,25 @@ def commit_and_state() -> str:
     return commit + ("+modified" if out.returncode == 0 and out.stdout.strip() else "")
 
 
+def training_precision(train_config) -> str:
+    """``train.precision`` as the trainer resolves it here: ``"fp32"``, ``"bf16"``, or for
+    ``"auto"`` what it became on this machine (``"auto: bf16"`` on a CPU with native BF16,
+    ``"auto: fp32"`` elsewhere)."""
+    spec = train_config.precision
+    if spec != "auto":
+        return spec
+    try:
+        return "auto: " + resolve_precision(spec, resolve(train_config.device), warn=False)
+    except ConfigError:
+        return spec
+
+
 def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
                      children: list[str] | None = None) -> Path:
     """``<run>/provenance.json``: what made the run's numbers, for ``autoencoders results``:
     the command, the commit, hardware, versions, wall time and the machine's load average
-    (a busy machine inflates wall times), OpenMP's wait policy (:mod:`autoencoders.openmp`),
+    (a busy machine inflates wall times), the training precision (``"auto"`` resolved),
+    OpenMP's wait policy (:mod:`autoencoders.openmp`),
     glibc's malloc setting (:mod:`autoencoders.allocator`), and for a sweep or a seed group
     its children."""
     try:
@@ -120,6 +135,7 @@ def write_provenance(run: Run, command: str, wall_seconds: float, kind: str,
         "hardware": hardware(),
         "cpu_features": cpu_features(), "versions": versions(),
         "wall_seconds": round(wall_seconds, 1), "load_average": load,
+        "precision": training_precision(run.config.train),
         "omp_wait_policy": wait_policy(), "malloc": malloc_setting(),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .config import reference_entry
-from .provenance import hardware, versions
+from .provenance import hardware, training_precision, versions
 from .registry import FIGURES, MODELS, find_output
 from .runs import Run, atomic_write_text, headline, holds_lock
 
@@ -234,6 +234,7 @@ def _provenance(command: str, wall_seconds: float | None, run: Run) -> list[str]
     if wall_seconds is not None:
         out.append(f"- wall time (train + evaluate + plot): {wall_seconds:.0f} s")
     out += [f"- hardware: {hardware()}", f"- versions: {versions()}",
+            f"- training precision: {training_precision(run.config.train)}",
             f"- run folder: {md_code(run.path)}", ""]
     return out
 
