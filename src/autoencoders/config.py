@@ -201,8 +201,9 @@ class EvalConfig:
     # disentanglement metrics (evaluation/disentanglement.py); defaults are the papers':
     # L pairs (Higgins) / points (FactorVAE) per vote, train and eval votes, MIG points
     # "bf16": the disentanglement metrics encode their images under bfloat16 autocast
-    # (opt-in: ~3x faster for the FC net, scores within 0.1 point in benchmarks/metrics_time)
-    encode_precision: Literal["fp32", "bf16"] = "fp32"
+    # (opt-in: ~3x faster for the FC net, scores within 0.1 point in benchmarks/metrics_time);
+    # "auto": bf16 where the device computes it natively, else fp32
+    encode_precision: Literal["fp32", "bf16", "auto"] = "fp32"
     votes_batch: int = 64
     votes_train: int = 10000
     votes_eval: int = 5000

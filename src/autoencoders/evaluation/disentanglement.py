@@ -46,6 +46,7 @@ import torch
 
 from ..data import DATASETS
 from ..data.dsprites import DSprites
+from ..devices import resolve_precision
 from ..errors import UserError
 from ..models import MODELS, build_model
 from ..runs import atomic_write_text
@@ -63,7 +64,8 @@ def representation(model, batch: int | None = None, precision: str = "fp32",
     convolutions encodes through a channels-last copy of itself (oneDNN's fast layout for
     convolutions; its ReLUs in place, :func:`_relu_in_place`; the model itself is not
     changed). ``precision = "bf16"`` runs the encoder under ``torch.autocast(bfloat16)``
-    (opt-in, ``eval.encode_precision``); the codes are returned in float32 either way.
+    (opt-in, ``eval.encode_precision``; ``"auto"``: bf16 where the device computes it
+    natively, see :mod:`autoencoders.devices`); the codes are returned in float32 either way.
 
     ``streams``: on a CPU, the batches are shared among this many Python threads that each
     run PyTorch with one thread (default: ``torch.get_num_threads()``), instead of every
@@ -72,6 +74,8 @@ def representation(model, batch: int | None = None, precision: str = "fp32",
     docs/BENCHMARKS.md). A row's code does not depend on which stream encoded it beyond
     float rounding."""
     device = next(model.parameters()).device
+    if precision == "auto":
+        precision = resolve_precision("auto", device, warn=False)
     encoder = model
     if device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         encoder = copy.deepcopy(model).to(memory_format=torch.channels_last)
@@ -638,11 +642,14 @@ def _all_metrics(run, represent: Represent, names=("beta_vae", "factor_vae", "mi
     return out
 
 
-def beta_vae_evaluator(run, model) -> dict[str, float]:
-    """``test/beta_vae_metric`` (eval accuracy, %) and ``test/beta_vae_metric_train``."""
+def beta_vae_evaluator(run, model) -> dict[str, Any]:
+    """``test/beta_vae_metric`` (eval accuracy, %) and ``test/beta_vae_metric_train``, and
+    ``encode_precision``: the precision the metrics encoded in (``eval.encode_precision``
+    with ``"auto"`` resolved)."""
     represent, codes = _model_codes(run, model)
     r = _all_metrics(run, represent, ("beta_vae",), codes)
-    return {f"test/{k}": v for k, v in r.items()}
+    return {**{f"test/{k}": v for k, v in r.items()},
+            "encode_precision": _encode_precision(run, model)}
 
 
 def factor_vae_evaluator(run, model) -> dict[str, float]:
@@ -659,8 +666,15 @@ def mig_evaluator(run, model) -> dict[str, float]:
     return {f"test/{k}": v for k, v in r.items()}
 
 
+def _encode_precision(run, model) -> str:
+    """``eval.encode_precision`` on the model's device, ``"auto"`` resolved."""
+    spec = run.config.eval.encode_precision
+    return (resolve_precision(spec, next(model.parameters()).device, warn=False)
+            if spec == "auto" else spec)
+
+
 def _represent(run, model) -> Represent:
-    return representation(model, precision=run.config.eval.encode_precision)
+    return representation(model, precision=_encode_precision(run, model))
 
 
 # The last model's representation and table of codes (held until the next model's): the
