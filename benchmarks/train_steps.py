@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import train_throughput  # noqa: E402
 
+from autoencoders import devices  # noqa: E402
 from autoencoders.config import load_experiment  # noqa: E402
 from autoencoders.data import DATASETS, ImageData  # noqa: E402
 from autoencoders.registry import build_model  # noqa: E402
@@ -251,6 +252,10 @@ def main(argv=None) -> dict:
     kinds = {"fp32": ["trainer"] + ([] if args.no_bare else ["bare", "fused"]),
              "bf16": ["trainer"]}
     compile_exps = [e for e in args.compile.split(",") if e]
+    if compile_exps and devices.inductor_cap_mismatch():  # compiled code is wrong there
+        print(f"train.compile rows skipped: ATEN_CPU_CAPABILITY="
+              f"{devices.inductor_cap_mismatch()} caps PyTorch below this CPU")
+        compile_exps = []
     if compile_exps:
         kinds["fp32"].append("compiled")
     measure = {"trainer": lambda cfg, x: trainer_seconds(cfg, x),

@@ -413,3 +413,12 @@ def test_compiled_sampling_has_finite_gradients_where_expm1_underflows():
     ref = log1mexp(x.double())
     got = torch.compile(log1mexp)(x).double()
     assert ((got - ref).abs() / ref.abs()).max() < 1e-6
+
+
+def test_the_kl_table_gives_nan_not_an_index_error_for_nan_parameters():
+    """A diverging run's NaN a or b must reach the trainer as a NaN loss (which it reports
+    as divergence), not as an index outside the table (a hard abort in compiled code)."""
+    table = ExpectedLog1mTable((0.01, 50.0), (0.01, 1e4), terms=20, step=0.5)
+    out = table(torch.tensor([float("nan"), 1.0, float("inf")]),
+                torch.tensor([1.0, float("nan"), 2.0]))
+    assert torch.isnan(out[:2]).all()

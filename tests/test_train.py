@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from autoencoders import devices
 from autoencoders.config import load_experiment
 from autoencoders.errors import TrainingDiverged
 from autoencoders.runs import Run
@@ -299,3 +300,23 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch, caplo
         working(None)
     assert working.compiled is not None and not caplog.records
     assert working(5) == 10
+
+
+def test_compile_is_skipped_under_an_aten_capability_cap_below_the_cpu(monkeypatch, caplog):
+    """torch.compile's CPU code computed garbage under ATEN_CPU_CAPABILITY=avx2 on an
+    AVX-512 CPU (torch 2.13), so train.compile trains eagerly there, saying why once."""
+    monkeypatch.setattr(devices, "cpuinfo_flags", lambda: {"avx2", "avx512f"})
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert devices.inductor_cap_mismatch() == "avx2"
+    with caplog.at_level(logging.WARNING, logger="autoencoders"):
+        wrapped = CompiledLoss(lambda x: x * 2)
+        assert wrapped.compiled is None and wrapped(3) == 6
+    (warning,) = [r.getMessage() for r in caplog.records if "train.compile" in r.getMessage()]
+    assert "ATEN_CPU_CAPABILITY=avx2" in warning and "Unset" in warning
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512")
+    assert devices.inductor_cap_mismatch() == ""
+    monkeypatch.setattr(devices, "cpuinfo_flags", lambda: {"avx2"})
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert devices.inductor_cap_mismatch() == ""  # an AVX2 CPU at its own level
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    assert devices.inductor_cap_mismatch() == ""

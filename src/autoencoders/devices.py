@@ -91,6 +91,20 @@ def isa_limits() -> dict[str, str]:
     return {k: os.environ[k] for k in ISA_LIMIT_VARIABLES if os.environ.get(k)}
 
 
+def inductor_cap_mismatch() -> str:
+    """``ATEN_CPU_CAPABILITY`` when it caps PyTorch's kernels below this CPU's own level
+    (e.g. ``avx2`` on an AVX-512 CPU), else ``""``. ``torch.compile``'s CPU code is then
+    wrong (torch 2.13: a 16-element float tensor came back with garbage in its second
+    half), so ``train.compile`` trains without compiling under such a cap."""
+    cap = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
+    flags = cpuinfo_flags() or set()
+    if not cap or cap == "avx512" and "avx512f" in flags:
+        return ""
+    if "avx512f" in flags or ("avx2" in flags and cap != "avx2"):
+        return cap
+    return ""
+
+
 def _onednn_cap_below_bf16() -> str:
     """``ONEDNN_MAX_CPU_ISA`` when it caps oneDNN below AVX-512 BF16, else ``""``."""
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip()

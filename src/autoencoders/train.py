@@ -441,6 +441,13 @@ class CompiledLoss:
         # generator as in eager mode, so a seed gives the same noise and resume stays exact
         self.compiled: Callable[..., Loss] | None = torch.compile(
             loss, options={"fallback_random": True})
+        cap = devices.inductor_cap_mismatch()
+        if cap:
+            self.compiled = None
+            log.warning(f"train.compile: ATEN_CPU_CAPABILITY={cap} caps PyTorch below this "
+                        "CPU's instruction set, and torch.compile's CPU code computes wrong "
+                        "values under such a cap; training goes on without compiling. Unset "
+                        "ATEN_CPU_CAPABILITY to compile, or set train.compile = false.")
 
     def __call__(self, *args: Any) -> Loss:
         if self.compiled is None:

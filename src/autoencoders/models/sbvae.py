@@ -468,8 +468,10 @@ class ExpectedLog1mTable:
         # the box (float32 0.01 < 0.01) keeps its gradient
         su = (a.double().log() - self.u0) / self.hu
         sw = (b.double().log() - self.w0) / self.hw
-        i = su.detach().floor().clamp(0, self.nu - 2)
-        j = sw.detach().floor().clamp(0, self.nw - 2)
+        # nan_to_num: a NaN a or b (a diverging run) must give a NaN loss, which the trainer
+        # reports, not an index out of the table (a hard abort in compiled code)
+        i = su.detach().nan_to_num(0.0).floor().clamp(0, self.nu - 2)
+        j = sw.detach().nan_to_num(0.0).floor().clamp(0, self.nw - 2)
         table = self.coef
         if a.device.type != "cpu":
             if a.device not in self._coef_on:
