@@ -95,8 +95,7 @@ def evaluate(run: Run, progress: bool = True, device: str = "auto") -> dict[str,
     if model.generative and cfg.eval.iw_samples:
         x = test.x[: cfg.eval.test_subset] if cfg.eval.test_subset else test.x
         t1 = time.perf_counter()
-        iw_precision = (devices.resolve_precision("auto", where, warn=False)
-                        if cfg.eval.iw_precision == "auto" else cfg.eval.iw_precision)
+        iw_precision = devices.resolve_precision(cfg.eval.iw_precision, where, warn=False)
         ll = iw_log_likelihood(model, x, n_samples=cfg.eval.iw_samples,
                                batch_rows=cfg.eval.iw_batch, progress=progress,
                                precision=iw_precision)

@@ -668,9 +668,8 @@ def mig_evaluator(run, model) -> dict[str, float]:
 
 def _encode_precision(run, model) -> str:
     """``eval.encode_precision`` on the model's device, ``"auto"`` resolved."""
-    spec = run.config.eval.encode_precision
-    return (resolve_precision(spec, next(model.parameters()).device, warn=False)
-            if spec == "auto" else spec)
+    return resolve_precision(run.config.eval.encode_precision,
+                             next(model.parameters()).device, warn=False)
 
 
 def _represent(run, model) -> Represent:
