@@ -252,9 +252,10 @@ def main(argv=None) -> dict:
     kinds = {"fp32": ["trainer"] + ([] if args.no_bare else ["bare", "fused"]),
              "bf16": ["trainer"]}
     compile_exps = [e for e in args.compile.split(",") if e]
-    if compile_exps and devices.inductor_cap_mismatch():  # compiled code is wrong there
-        print(f"train.compile rows skipped: ATEN_CPU_CAPABILITY="
-              f"{devices.inductor_cap_mismatch()} caps PyTorch below this CPU")
+    cap = devices.inductor_cap_mismatch()
+    if compile_exps and cap:  # torch.compile's CPU code is wrong under such a cap
+        print(f"train.compile rows skipped: ATEN_CPU_CAPABILITY={cap} caps PyTorch below "
+              "this CPU")
         compile_exps = []
     if compile_exps:
         kinds["fp32"].append("compiled")

@@ -439,11 +439,10 @@ class CompiledLoss:
         self.eager = loss
         # fallback_random: random draws (the reparameterisation noise) come from PyTorch's
         # generator as in eager mode, so a seed gives the same noise and resume stays exact
-        self.compiled: Callable[..., Loss] | None = torch.compile(
-            loss, options={"fallback_random": True})
         cap = devices.inductor_cap_mismatch()
+        self.compiled: Callable[..., Loss] | None = None if cap else torch.compile(
+            loss, options={"fallback_random": True})
         if cap:
-            self.compiled = None
             log.warning(f"train.compile: ATEN_CPU_CAPABILITY={cap} caps PyTorch below this "
                         "CPU's instruction set, and torch.compile's CPU code computes wrong "
                         "values under such a cap; training goes on without compiling. Unset "

@@ -673,7 +673,7 @@ def _encode_precision(run, model) -> str:
 
 
 def _represent(run, model) -> Represent:
-    return representation(model, precision=_encode_precision(run, model))
+    return representation(model, precision=run.config.eval.encode_precision)
 
 
 # The last model's representation and table of codes (held until the next model's): the
