@@ -13,6 +13,9 @@ experiments are the run folders its ``index.md`` links to. Prints, in Markdown:
   there and the ratio;
 * the totals: the index's wall time and the one-thread work (the experiments' wall
   seconds summed; with ``--jobs 2`` the wall time is about half of it);
+* with ``--write-seconds FILE`` (``src/autoencoders/experiments/seconds.json``): the
+  experiments' wall seconds, under their profile, for ``reproduce all --jobs`` to start the
+  longest first on a machine with no earlier run (only their order matters);
 * with ``--before``: every headline test number (``eval.json`` keys below) of every run
   folder the two share, side by side, with the standard deviation over the seeds of the
   archived ``results/<experiment>-quick.json`` where there is one, so that a change can be
@@ -89,13 +92,33 @@ def seed_sd(archives: Path, experiment: str) -> dict[tuple[str, str], tuple[floa
     return {key: (statistics.stdev(v), len(v)) for key, v in values.items() if len(v) > 1}
 
 
+def write_seconds(path: Path, runs: dict[str, Path]) -> None:
+    """Merge the runs' wall seconds into ``path`` under their profile, with the machine
+    and commit they came from."""
+    table = _json(path) or {}
+    first = next(iter(runs.values()))
+    prov = _json(first / "provenance.json")
+    profile = _json(first / "config.json").get("experiment", {}).get("profile", "quick")
+    table["about"] = ("One-thread wall seconds of each experiment of one `reproduce all` "
+                      "run, per profile: `reproduce all --jobs N` starts the longest first "
+                      "when its runs folder holds no earlier run. Only their order matters. "
+                      "Written by benchmarks/reproduce_all_time.py RUNS --write-seconds.")
+    table.setdefault("source", {})[profile] = {
+        "machine": f"{prov.get('hardware', '?')}; {prov.get('cpu_features', '?')}", "git": prov.get("commit", "?")}
+    table[profile] = {name: round(timing(run)["wall"], 1) for name, run in sorted(runs.items())}
+    path.write_text(json.dumps(table, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", type=Path)
     p.add_argument("--before", type=Path, default=None)
     p.add_argument("--archives", type=Path, default=Path("results"))
+    p.add_argument("--write-seconds", type=Path, default=None, metavar="FILE")
     a = p.parse_args(argv)
     after, total = index_runs(a.runs)
+    if a.write_seconds:
+        write_seconds(a.write_seconds, after)
     before, total_before = index_runs(a.before) if a.before else ({}, None)
     rows = {name: timing(run) for name, run in after.items()}
     first = next(iter(rows.values()))

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from autoencoders.cli import main
-from autoencoders.config import from_dict, list_experiments, load_experiment
+from autoencoders.config import from_dict, list_experiments, load_experiment, shipped_seconds
 from autoencoders.errors import ConfigError
 
 
@@ -21,6 +21,15 @@ def test_every_shipped_experiment_loads_in_both_profiles():
             cfg = load_experiment(name, profile)
             assert cfg.name == name and cfg.profile == profile
             assert from_dict(cfg.to_dict()) == cfg  # round-trips through config.json
+
+
+def test_shipped_seconds_name_shipped_experiments():
+    """experiments/seconds.json (the order of a fresh ``reproduce all --jobs``): every name
+    is a shipped experiment, every value a positive time."""
+    seconds = shipped_seconds("quick")
+    assert seconds and set(seconds) <= set(list_experiments())
+    assert all(v > 0 for v in seconds.values())
+    assert shipped_seconds("no-such-profile") == {}
 
 
 def test_profile_and_overrides_apply_with_types():

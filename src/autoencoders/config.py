@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -363,6 +364,19 @@ def experiments_dir() -> Path:
 def list_experiments() -> list[str]:
     """Names of the experiments shipped with the package, sorted."""
     return sorted(p.stem.replace("_", "-") for p in experiments_dir().glob("*.toml"))
+
+
+def shipped_seconds(profile: str) -> dict[str, float]:
+    """One-thread wall seconds of each experiment with ``profile`` in the ``reproduce all``
+    run recorded in ``experiments/seconds.json`` (written by
+    ``benchmarks/reproduce_all_time.py RUNS --write-seconds``); empty when it has none.
+    ``reproduce all --jobs`` uses them to start the longest experiments first when its runs
+    folder holds no earlier run: only their order matters, not the machine they came from."""
+    try:
+        table = json.loads((experiments_dir() / "seconds.json").read_text())[profile]
+        return {str(k): float(v) for k, v in table.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def experiment_path(name_or_path: str | Path) -> Path:

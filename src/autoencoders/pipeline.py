@@ -567,7 +567,8 @@ def reproduce_all(profile: str = "quick", runs_dir: str = "runs", progress: bool
             log.info(f"=== {row['name']} ({profile})")
             row.update(_reproduce_one(cfg, runs_dir, progress,
                                       f"{command} [{row['name']}]" if command else ""))
-    else:  # the longest first (by their last run here), so no long one runs alone at the end
+    else:  # the longest first (by their last run here, or the shipped seconds), so no long
+        # one runs alone at the end
         todo.sort(key=lambda rc: -_last_seconds(runs_dir, rc[1].name, profile))
         _reproduce_parallel(todo, runs_dir, command, jobs, progress)
     for row in results:
@@ -618,14 +619,17 @@ class _NameTag(logging.Filter):
 
 def _last_seconds(runs_dir: str, name: str, profile: str) -> float:
     """Wall seconds of the last finished run of ``name`` with ``profile`` in ``runs_dir``
-    (from its provenance.json); infinity when there is none (unknown: start it early)."""
+    (from its provenance.json); without one, its seconds in the shipped
+    ``experiments/seconds.json`` (:func:`config.shipped_seconds`); infinity when neither
+    knows it (unknown: start it early)."""
+    unknown = configs.shipped_seconds(profile).get(name, float("inf"))
     run = finished_run(runs_dir, name, profile)
     if run is None:
-        return float("inf")
+        return unknown
     try:
         return float(json.loads((run.path / "provenance.json").read_text())["wall_seconds"])
     except (OSError, ValueError, KeyError, TypeError):
-        return float("inf")
+        return unknown
 
 
 def _job_start(threads: int, level: int) -> None:
