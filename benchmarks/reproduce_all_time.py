@@ -104,7 +104,8 @@ def write_seconds(path: Path, runs: dict[str, Path]) -> None:
                       "when its runs folder holds no earlier run. Only their order matters. "
                       "Written by benchmarks/reproduce_all_time.py RUNS --write-seconds.")
     table.setdefault("source", {})[profile] = {
-        "machine": f"{prov.get('hardware', '?')}; {prov.get('cpu_features', '?')}", "git": prov.get("commit", "?")}
+        "machine": f"{prov.get('hardware', '?')}; {prov.get('cpu_features', '?')}",
+        "git": prov.get("commit", "?")}
     table[profile] = {name: round(timing(run)["wall"], 1) for name, run in sorted(runs.items())}
     path.write_text(json.dumps(table, indent=2) + "\n")
 

@@ -255,6 +255,27 @@ def test_dynamic_binarisation_keeps_train_grey_and_evaluation_binary(mnist_dir):
         data.get("mnist", "train", binarize="stochastic", **kwargs)
 
 
+def test_draw_binary_is_bernoulli_of_the_grey_levels():
+    """Dynamic binarisation: each pixel is 1 with its grey level as probability (checked
+    against the binomial spread), 0 and 1 stay fixed, a seed repeats the draw, and the
+    draws are torch.bernoulli's."""
+    p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).repeat(20000, 1)
+    x = data.draw_binary(p, torch.Generator().manual_seed(0))
+    assert x.dtype == p.dtype and set(x.unique().tolist()) <= {0.0, 1.0}
+    freq = x.mean(0)
+    se = (p[0] * (1 - p[0]) / len(p)).sqrt()
+    assert torch.all((freq - p[0]).abs() <= 5 * se + 1e-12), freq
+    assert freq[0] == 0 and freq[-1] == 1
+    again = data.draw_binary(p, torch.Generator().manual_seed(0))
+    assert torch.equal(x, again)
+    # the same images and generator state as torch.bernoulli: training numbers unchanged
+    for grey in (torch.rand(100, 1, 28, 28), torch.rand(7, 13, dtype=torch.float64)):
+        g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+        assert torch.equal(data.draw_binary(grey, g1), torch.bernoulli(grey, generator=g2))
+        assert torch.equal(g1.get_state(), g2.get_state())
+    assert not torch.equal(x, data.draw_binary(p, torch.Generator().manual_seed(1)))
+
+
 def test_frey_carves_fixed_test_and_seeded_valid(frey_dir):
     def split(name, seed=0, test_size=10):
         return data.get(

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from . import devices, distributed, tensorboard_log
 from .config import ExperimentConfig
-from .data import ImageData
+from .data import ImageData, draw_binary
 from .data.load import has_valid, load_split
 from .data.own import save_array
 from .errors import RunInUseError, TrainingDiverged, TrainingInterrupted, UserError
@@ -503,9 +503,9 @@ def train_step(s: _Session, state: TrainState, b: int) -> None:
     xb = s.x[idx]
     if s.dynamic:  # the whole global batch, so every rank's generator stays in step
         if xb.device.type == "cpu":
-            xb = torch.bernoulli(xb, generator=state.data_gen)
+            xb = draw_binary(xb, state.data_gen)
         else:  # the CPU generator draws: the same images on every device
-            xb = torch.bernoulli(xb.cpu(), generator=state.data_gen).to(s.device)
+            xb = draw_binary(xb.cpu(), state.data_gen).to(s.device)
     n_global = xb.shape[0]
     if s.world > 1:  # this rank's equal slice of the global batch
         idx, xb = idx.tensor_split(s.world)[s.rank], xb.tensor_split(s.world)[s.rank]

@@ -82,6 +82,7 @@ __all__ = [
     "StreamedImages",
     "data_dirs",
     "describe",
+    "draw_binary",
     "fetch",
     "get",
     "image_shape",
@@ -324,6 +325,17 @@ def _get_own(cls: type, split: str, *, path: str, image_size: int, channels: int
         grey = grey.to(torch.float32).div_(255.0) if not floats else grey
     x = grey.unsqueeze(1) if grey.ndim == 3 else grey.permute(0, 3, 1, 2)  # -> (N, C, H, W)
     return ImageData(name=cls.name, split=split, x=x.contiguous(), y=y, binarize=applied)
+
+
+def draw_binary(p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Binary images drawn pixel by pixel with probabilities ``p`` (``binarize =
+    "dynamic"``: a new draw of every training batch): ``u < p``, ``u ~ U[0, 1)`` from
+    ``generator``. PyTorch's CPU ``torch.bernoulli`` makes the same comparison with the same
+    uniform draws, so the images and the generator's next state are identical to it (a test
+    checks this); it compares one element at a time, which took 15 % of an MNIST VAE
+    step, while a vectorised uniform fill and one comparison are about 5x faster."""
+    u = torch.empty_like(p).uniform_(generator=generator)
+    return (u < p).to(p.dtype)
 
 
 def _own_binarised(images: np.ndarray, source_split: str) -> torch.Tensor:
