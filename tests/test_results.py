@@ -147,7 +147,7 @@ def test_the_site_shows_a_seed_group_by_its_first_seed(seeded_run):
     assert find_runs([seeded_run.path.parent])[0].path == seeded_run.path / "seed0"
 
 
-def test_the_shown_command_drops_only_the_flags_that_change_what_it_prints():
+def test_the_shown_command_drops_only_the_flags_that_change_what_it_prints_or_where():
     from autoencoders.results import shown_command
 
     cmd = ("autoencoders -q reproduce sbvae-mnist --profile quick --seeds 3 --data-dir "
@@ -156,6 +156,10 @@ def test_the_shown_command_drops_only_the_flags_that_change_what_it_prints():
                                   "--seeds 3 --data-dir ../shared/data --set train.threads=1")
     assert shown_command("autoencoders reproduce vae-mnist --set 'data.path=-v'") == (
         "autoencoders reproduce vae-mnist --set 'data.path=-v'")
+    # where the run folder goes changes no number either
+    assert shown_command("autoencoders reproduce vae-mnist --runs-dir /tmp/r --profile full "
+                         "--runs-dir=elsewhere --data-dir d") == (
+        "autoencoders reproduce vae-mnist --profile full --data-dir d")
 
 
 def test_summary_shows_a_headline_number_the_paper_does_not_report():

@@ -148,8 +148,18 @@ DISPLAY_FLAGS = ("--no-progress", "--quiet", "-q", "--verbose", "-v")
 
 def shown_command(command: str) -> str:
     """``command`` without the flags that change only what it prints (progress bars, log
-    level): the command a reader runs to get the same numbers."""
-    return " ".join(w for w in command.split(" ") if w not in DISPLAY_FLAGS)
+    level) or where its run folder goes (``--runs-dir DIR``): the command a reader runs to
+    get the same numbers."""
+    words, shown = command.split(" "), []
+    skip = False
+    for w in words:
+        if skip:
+            skip = False
+        elif w == "--runs-dir":
+            skip = True  # and its value
+        elif w not in DISPLAY_FLAGS and not w.startswith("--runs-dir="):
+            shown.append(w)
+    return " ".join(shown)
 
 
 def _child(run: Run, name: str) -> Path:
