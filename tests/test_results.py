@@ -75,6 +75,13 @@ def test_archive_update_and_check(seeded_run, tmp_path):
     with pytest.raises(UserError, match="--force"):
         results.archive(results.collect(seeded_run.path), archive)
     assert stored.read_bytes() == before
+    # the archive keeps the reader's command: not where this machine put the run folder
+    prov = results.collect(seeded_run.path).provenance
+    prov["command"] = "autoencoders reproduce vae-mnist --runs-dir scratch --no-progress"
+    again = results.Reproduction("vae-mnist", "P", "quick", prov)
+    stored_again = results.archive(again, tmp_path / "other")
+    assert json.loads(stored_again.read_text())["provenance"]["command"] == (
+        "autoencoders reproduce vae-mnist")
     doc = tmp_path / "doc.md"
     doc.write_text("intro\n<!-- results: vae-mnist-quick -->\nstale\n<!-- /results -->\n"
                    "<!-- results: summary -->\n<!-- /results -->\nend\n")
@@ -157,7 +164,7 @@ def test_the_shown_command_drops_only_the_flags_that_change_what_it_prints_or_wh
     assert shown_command("autoencoders reproduce vae-mnist --set 'data.path=-v'") == (
         "autoencoders reproduce vae-mnist --set 'data.path=-v'")
     # where the run folder goes changes no number either
-    assert shown_command("autoencoders reproduce vae-mnist --runs-dir /tmp/r --profile full "
+    assert shown_command("autoencoders reproduce vae-mnist --runs-dir scratch --profile full "
                          "--runs-dir=elsewhere --data-dir d") == (
         "autoencoders reproduce vae-mnist --profile full --data-dir d")
 

@@ -230,13 +230,17 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def archive(rep: Reproduction, folder: str | Path, force: bool = False) -> Path:
     """Store ``rep`` as ``<folder>/<experiment>-<profile>.json`` (refuses to overwrite
-    another reproduction's record unless ``force``)."""
+    another reproduction's record unless ``force``). The stored command is the one a reader
+    runs (:func:`shown_command`): no display flags and no ``--runs-dir`` of the machine
+    that ran it."""
     path = Path(folder) / f"{rep.name}.json"
     if path.exists() and not force:
         raise UserError(f"{path} exists (the archived record of another {rep.name} "
                         "reproduction). Pass --force to replace it.")
     path.parent.mkdir(parents=True, exist_ok=True)
     data = asdict(rep)
+    if "command" in data["provenance"]:
+        data["provenance"]["command"] = shown_command(data["provenance"]["command"])
     atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
     return path
 
