@@ -150,13 +150,10 @@ def shown_command(command: str) -> str:
     """``command`` without the flags that change only what it prints (progress bars, log
     level) or where its run folder goes (``--runs-dir DIR``): the command a reader runs to
     get the same numbers."""
-    words, shown = command.split(" "), []
-    skip = False
+    words, shown = iter(command.split(" ")), []
     for w in words:
-        if skip:
-            skip = False
-        elif w == "--runs-dir":
-            skip = True  # and its value
+        if w == "--runs-dir":
+            next(words, None)  # and its value
         elif w not in DISPLAY_FLAGS and not w.startswith("--runs-dir="):
             shown.append(w)
     return " ".join(shown)
